@@ -1,0 +1,372 @@
+"""Layers, losses, initialisers and Module behaviour; gradients checked by gradcheck."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_nn as tg
+from tinygrad_nn import Tensor, gradcheck, nn
+from tinygrad_nn.nn import functional as F
+
+
+def t64(a, requires_grad=True):
+    return Tensor(np.asarray(a, dtype=np.float64), dtype=np.float64, requires_grad=requires_grad)
+
+
+# ---------------------------------------------------------------- Module
+
+
+def test_named_parameters_in_registration_order():
+    m = nn.Sequential(nn.Dense(3, 4), nn.Sigmoid(), nn.Dense(4, 2))
+    assert [n for n, _ in m.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert m[0].weight.shape == (4, 3) and m[0].bias.shape == (4,)
+    assert len(m) == 3 and isinstance(m[1], nn.Sigmoid) and list(m)[2] is m[2]
+    assert len(list(m.modules())) == 4
+    assert m.num_parameters() == 4 * 3 + 4 + 2 * 4 + 2
+
+
+def test_nested_modules_and_module_list():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Dense(2, 3), nn.Dense(3, 1)])
+            self.scale = nn.Parameter(np.ones(1))
+
+        def forward(self, x):
+            for b in self.blocks:
+                x = b(x).tanh()
+            return x * self.scale
+
+    net = Net()
+    names = [n for n, _ in net.named_parameters()]
+    assert names == [
+        "scale",
+        "blocks.0.weight",
+        "blocks.0.bias",
+        "blocks.1.weight",
+        "blocks.1.bias",
+    ]
+    out = net(np.ones((5, 2), np.float32))
+    assert out.shape == (5, 1)
+    out.sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_train_eval_flags():
+    m = nn.Sequential(nn.Dense(2, 2), nn.Dropout(0.5))
+    assert m.training and m[1].training
+    m.eval()
+    assert not m.training and not m[1].training
+    x = Tensor(np.ones((3, 2), np.float32))
+    assert np.array_equal(m[1](x).data, x.data)
+    m.train()
+    assert m[1].training
+
+
+def test_repr_shows_layers_and_summary_counts():
+    m = nn.Sequential(nn.Dense(784, 30), nn.Sigmoid())
+    text = repr(m)
+    assert "Dense(784 → 30" in text and "Sigmoid()" in text
+    assert "23,550" in m.summary()
+
+
+def test_state_dict_round_trip_and_errors():
+    tg.manual_seed(1)
+    a = nn.Sequential(nn.Dense(3, 2), nn.Dense(2, 1))
+    b = nn.Sequential(nn.Dense(3, 2), nn.Dense(2, 1))
+    b.load_state_dict(a.state_dict())
+    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert na == nb and np.array_equal(pa.data, pb.data)
+    sd = dict(a.state_dict())
+    sd.pop("1.bias")
+    sd["extra"] = np.zeros(1)
+    sd["0.weight"] = np.zeros((5, 5), np.float32)
+    sd["1.weight"] = np.zeros((1, 2), np.float64)
+    before = b[0].weight.data.copy()
+    with pytest.raises(nn.StateDictError) as info:
+        b.load_state_dict(sd)
+    msg = str(info.value)
+    for part in [
+        "missing key '1.bias'",
+        "unexpected key 'extra'",
+        "'0.weight': shape (5, 5)",
+        "'1.weight': dtype float64",
+    ]:
+        assert part in msg
+    assert np.array_equal(b[0].weight.data, before)  # nothing changed
+
+
+def test_load_state_dict_non_strict_allows_missing():
+    m = nn.Sequential(nn.Dense(2, 2))
+    m.load_state_dict({"0.weight": np.ones((2, 2), np.float32)}, strict=False)
+    assert np.all(m[0].weight.data == 1)
+
+
+# ---------------------------------------------------------------- Dense
+
+
+def test_dense_matches_formula_and_layout():
+    d = nn.Dense(3, 2)
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_allclose(d(x).data, x @ d.weight.data.T + d.bias.data, rtol=1e-6)
+    assert d(x).dtype == np.float32
+
+
+def test_dense_default_init_bounds():
+    tg.manual_seed(0)
+    d = nn.Dense(100, 50)
+    assert np.abs(d.weight.data).max() <= 0.1 and np.abs(d.bias.data).max() <= 0.1
+    assert d.weight.data.std() > 0.05
+
+
+def test_dense_wrong_width_names_layer_and_shapes():
+    d = nn.Dense(784, 30)
+    with pytest.raises(ValueError, match=r"Dense 784→30.*784.*\(10, 20\).*\(30, 784\)"):
+        d(np.zeros((10, 20), np.float32))
+
+
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.booleans())
+def test_dense_gradcheck(n, fin, fout, bias):
+    d = nn.Dense(fin, fout, bias=bias, dtype=np.float64)
+    x = t64(np.random.default_rng(n).standard_normal((n, fin)))
+    params = [d.weight] + ([d.bias] if bias else [])
+
+    def f(x, w, *b):
+        return F.linear(x, w, *b)
+
+    assert gradcheck(f, x, *params)
+
+
+def test_dense_on_3d_input_gradcheck():
+    d = nn.Dense(3, 2, dtype=np.float64)
+    x = t64(np.random.default_rng(0).standard_normal((2, 4, 3)))
+    assert gradcheck(lambda x, w, b: F.linear(x, w, b), x, d.weight, d.bias)
+
+
+# ---------------------------------------------------------------- activations
+
+
+@pytest.mark.parametrize(
+    "module, fn",
+    [
+        (nn.Sigmoid(), lambda a: 1 / (1 + np.exp(-a))),
+        (nn.ReLU(), lambda a: np.maximum(a, 0)),
+        (nn.Tanh(), np.tanh),
+        (nn.Identity(), lambda a: a),
+        (nn.Step(), lambda a: (a > 0).astype(a.dtype)),
+        (nn.Softmax(), lambda a: np.exp(a) / np.exp(a).sum(-1, keepdims=True)),
+        (nn.LogSoftmax(), lambda a: a - np.log(np.exp(a).sum(-1, keepdims=True))),
+    ],
+)
+def test_activation_modules(module, fn):
+    a = np.random.default_rng(0).standard_normal((3, 4))
+    np.testing.assert_allclose(module(t64(a)).data, fn(a), rtol=1e-12, atol=1e-12)
+    if not isinstance(module, nn.Step):
+        a = a + np.sign(a) * 0.05  # keep away from relu's kink
+        assert gradcheck(module, t64(a))
+
+
+# ---------------------------------------------------------------- losses
+
+
+def rng_arrays(seed, *shapes):
+    r = np.random.default_rng(seed)
+    return [r.standard_normal(s) for s in shapes]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_definition_and_grad(reduction):
+    a, y = rng_arrays(0, (4, 3), (4, 3))
+    out = F.mse_loss(t64(a), y, reduction=reduction)
+    sq = (a - y) ** 2
+    expect = {"mean": sq.mean(), "sum": sq.sum(), "none": sq}[reduction]
+    np.testing.assert_allclose(out.data, expect, rtol=1e-12)
+    assert gradcheck(lambda a, y: F.mse_loss(a, y, reduction=reduction), t64(a), t64(y))
+
+
+def test_nielsen_quadratic_cost():
+    a, y = rng_arrays(1, (5, 10), (5, 10))
+    c = F.mse_loss(t64(a), y, reduction="sum") / (2 * 5)
+    np.testing.assert_allclose(c.item(), np.sum(np.linalg.norm(y - a, axis=1) ** 2) / 10)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce(reduction):
+    r = np.random.default_rng(2)
+    p = r.uniform(0.05, 0.95, (6,))
+    y = r.uniform(0, 1, (6,))
+    out = F.binary_cross_entropy(t64(p), y, reduction=reduction)
+    el = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    np.testing.assert_allclose(
+        out.data, {"mean": el.mean(), "sum": el.sum(), "none": el}[reduction]
+    )
+    assert gradcheck(lambda p, y: F.binary_cross_entropy(p, y, reduction=reduction), t64(p), t64(y))
+
+
+def test_bce_never_takes_log_of_zero():
+    with np.errstate(all="raise"):
+        out = F.binary_cross_entropy(t64([0.0, 1.0]), np.array([1.0, 0.0]))
+    assert np.isfinite(out.item()) and out.item() == pytest.approx(100.0)
+
+
+def test_bce_rejects_non_probabilities():
+    with pytest.raises(ValueError, match="probabilities in \\[0, 1\\].*with_logits"):
+        F.binary_cross_entropy(t64([1.5]), np.array([1.0]))
+
+
+def test_bce_with_logits_stable_for_huge_logits():
+    z = t64([1e4, -1e4, 0.0])
+    y = np.array([0.0, 1.0, 1.0])
+    with np.errstate(all="raise"):
+        out = F.binary_cross_entropy_with_logits(z, y, reduction="none")
+        out.sum().backward()
+    np.testing.assert_allclose(out.data, [1e4, 1e4, np.log(2)])
+    np.testing.assert_allclose(z.grad, [1.0, -1.0, -0.5])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_with_logits_grad(reduction):
+    z, y = rng_arrays(3, (3, 2), (3, 2))
+    y = (y > 0).astype(float)
+    f = lambda z, y: F.binary_cross_entropy_with_logits(z, y, reduction=reduction)  # noqa: E731
+    ref = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+    np.testing.assert_allclose(
+        f(t64(z), y).data, {"mean": ref.mean(), "sum": ref.sum(), "none": ref}[reduction]
+    )
+    assert gradcheck(f, t64(z), t64(y))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_indices_and_probabilities(reduction):
+    (z,) = rng_arrays(4, (5, 4))
+    labels = np.array([0, 3, 1, 1, 2])
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    el = -logp[np.arange(5), labels]
+    expect = {"mean": el.mean(), "sum": el.sum(), "none": el}[reduction]
+    np.testing.assert_allclose(F.cross_entropy(t64(z), labels, reduction).data, expect)
+    onehot = np.eye(4)[labels]
+    np.testing.assert_allclose(F.cross_entropy(t64(z), onehot, reduction).data, expect)
+    assert gradcheck(lambda z: F.cross_entropy(z, labels, reduction), t64(z))
+    probs = np.random.default_rng(5).dirichlet(np.ones(4), 5)
+    assert gradcheck(lambda z: F.cross_entropy(z, probs, reduction), t64(z))
+
+
+def test_cross_entropy_fused_gradient_is_p_minus_y_over_n():
+    (z,) = rng_arrays(6, (3, 4))
+    labels = np.array([2, 0, 3])
+    zt = t64(z)
+    F.cross_entropy(zt, labels).backward()
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    np.testing.assert_allclose(zt.grad, (p - np.eye(4)[labels]) / 3)
+
+
+def test_cross_entropy_finite_for_extreme_logits():
+    z = t64([[1000.0, -1000.0, 0.0]])
+    out = F.cross_entropy(z, np.array([1]))
+    assert np.isfinite(out.item()) and out.item() == pytest.approx(2000.0)
+
+
+def test_cross_entropy_errors():
+    z = t64(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="class index 3 is out of range for 3 classes"):
+        F.cross_entropy(z, np.array([0, 3]))
+    with pytest.raises(ValueError, match="class index -1"):
+        F.cross_entropy(z, np.array([-1, 0]))
+    with pytest.raises(ValueError, match=r"shape \(2,\).*got \(3,\)"):
+        F.cross_entropy(z, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        F.cross_entropy(z, np.array([0, 1]), reduction="avg")
+
+
+def test_nll_loss_matches_cross_entropy():
+    (z,) = rng_arrays(7, (4, 3))
+    labels = np.array([2, 0, 1, 1])
+    zt = t64(z)
+    a = F.nll_loss(F.log_softmax(zt), labels)
+    b = F.cross_entropy(t64(z), labels)
+    np.testing.assert_allclose(a.data, b.data)
+    assert gradcheck(lambda z: F.nll_loss(F.log_softmax(z), labels), t64(z))
+
+
+def test_loss_shape_mismatch_is_clear():
+    with pytest.raises(
+        ValueError, match=r"mse_loss: input and target shapes differ: \(4, 1\) vs \(4,\)"
+    ):
+        F.mse_loss(t64(np.zeros((4, 1))), np.zeros(4))
+
+
+def test_loss_modules_call_functions():
+    (z,) = rng_arrays(8, (4, 3))
+    labels = np.array([0, 1, 2, 0])
+    assert nn.CrossEntropyLoss()(t64(z), labels).item() == pytest.approx(
+        F.cross_entropy(t64(z), labels).item()
+    )
+    assert nn.MSELoss(reduction="sum")(t64(z), z * 0).item() == pytest.approx((z**2).sum())
+    with pytest.raises(ValueError, match="MSELoss: reduction"):
+        nn.MSELoss(reduction="bad")
+
+
+def test_one_hot():
+    assert np.array_equal(F.one_hot([2, 0], 3), [[0, 0, 1], [1, 0, 0]])
+    with pytest.raises(ValueError, match="out of range"):
+        F.one_hot([3], 3)
+
+
+# ---------------------------------------------------------------- init and seeds
+
+
+def test_initialisers_statistics():
+    tg.manual_seed(0)
+    w = nn.Parameter(np.zeros((400, 300), np.float32))
+    nn.init.normal_(w)
+    assert abs(w.data.mean()) < 0.01 and abs(w.data.std() - 1) < 0.01
+    nn.init.xavier_uniform_(w)
+    a = np.sqrt(6 / 700)
+    assert np.abs(w.data).max() <= a and abs(w.data.std() - a / np.sqrt(3)) < 0.005
+    nn.init.xavier_normal_(w)
+    assert abs(w.data.std() - np.sqrt(2 / 700)) < 0.005
+    nn.init.kaiming_normal_(w, nonlinearity="relu")
+    assert abs(w.data.std() - np.sqrt(2 / 300)) < 0.005
+    nn.init.kaiming_uniform_(w, nonlinearity="relu")
+    assert np.abs(w.data).max() <= np.sqrt(6 / 300)
+    nn.init.zeros_(w)
+    assert not w.data.any()
+    assert w.dtype == np.float32
+
+
+def test_same_seed_same_run():
+    def run():
+        tg.manual_seed(123)
+        m = nn.Sequential(nn.Dense(4, 8), nn.ReLU(), nn.Dense(8, 3))
+        x = tg.randn(16, 4)
+        y = np.arange(16) % 3
+        for _ in range(5):
+            loss = F.cross_entropy(m(x), y)
+            m.zero_grad()
+            loss.backward()
+            for p in m.parameters():
+                p.data -= 0.1 * p.grad
+        return [p.data.copy() for p in m.parameters()]
+
+    a, b = run(), run()
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+def test_xor_2_2_1_sigmoid_learns():
+    tg.manual_seed(0)
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    y = np.array([[0], [1], [1], [0]], np.float32)
+    m = nn.Sequential(nn.Dense(2, 2), nn.Sigmoid(), nn.Dense(2, 1), nn.Sigmoid())
+    for p in m.parameters():
+        nn.init.normal_(p)
+    for _ in range(4000):
+        loss = F.mse_loss(m(x), y)
+        m.zero_grad()
+        loss.backward()
+        for p in m.parameters():
+            p.data -= 2.0 * p.grad
+    pred = (m(x).data > 0.5).astype(np.float32)
+    assert np.array_equal(pred, y), m(x).data

@@ -1,0 +1,344 @@
+"""The engine's ground floor: the ``Function`` base, grad mode and the backward pass.
+
+Every op — ours and a user's — is a :class:`Function` subclass with ``forward`` and ``backward`` on
+numpy arrays. ``Function.apply`` runs ``forward`` and, when some input requires grad and grad mode
+is on, records the call as a node of the DAG: the node keeps its inputs, which inputs need a
+gradient, and only the arrays ``forward`` chose to save.
+
+The backward pass (:func:`run_backward`) visits the nodes once each in reverse topological order,
+found by an iterative depth-first search (no recursion, so chains of any length work), and
+accumulates each input's gradient with ``+``. Gradients of broadcast inputs are summed back to the
+input's shape here, in one place (:func:`unbroadcast`), so no op does it by hand.
+
+This module knows nothing of layers; it builds output tensors through the one constructor that
+``tensor.py`` hands it with :func:`set_tensor_type`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Function",
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "is_grad_enabled",
+    "run_backward",
+    "unbroadcast",
+]
+
+
+class _ThreadState(threading.local):
+    """Per-thread switches: grad mode, the module call being traced, anomaly mode."""
+
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        self.scope: Any = None
+        self.anomaly: Any = None
+
+
+STATE = _ThreadState()
+
+_RELEASED = ("released",)  # stands in for saved arrays after backward frees them
+
+_tensor_type: Any = None
+_make_tensor: Any = None
+
+
+def set_tensor_type(cls: type, make: Callable[[np.ndarray, bool, Function | None], Any]) -> None:
+    """Hand the engine the tensor class and the constructor ``make(data, requires_grad, node)``."""
+    global _tensor_type, _make_tensor
+    _tensor_type, _make_tensor = cls, make
+
+
+class Function:
+    """Base of every differentiable op: subclass it, write ``forward`` and ``backward``.
+
+    ``forward(self, *arrays, **options)`` receives numpy arrays (and Python scalars passed as
+    constants) and returns one numpy array; it saves what ``backward`` needs with
+    :meth:`save_for_backward`. ``backward(self, grad_output)`` receives dL/d(output) and returns
+    dL/d(input) for each positional input (a tuple, or a single array for one input), ``None``
+    where ``self.needs_input_grad[i]`` is False. A returned gradient may have the broadcast shape;
+    the engine sums it back to the input's shape. Call the op with ``MyOp.apply(*tensors)``.
+
+    Example — the square, y = x², dL/dx = 2·x·dL/dy::
+
+        class Square(Function):
+            def forward(self, x):
+                self.save_for_backward(x)
+                return x * x
+
+            def backward(self, grad):
+                (x,) = self.saved_tensors
+                return 2 * x * grad
+    """
+
+    __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "scope", "site", "__dict__")
+
+    inputs: tuple[Any, ...]
+    needs_input_grad: tuple[bool, ...]
+    saved_tensors: tuple[Any, ...]
+
+    def forward(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
+
+    def backward(self, grad_output: np.ndarray) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        """Keep ``arrays`` (by reference, no copy) until backward has run."""
+        self.saved_tensors = arrays
+
+    @property
+    def name(self) -> str:
+        """The op's name as drawn and reported: the class name."""
+        return type(self).__name__
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any) -> Any:
+        """Run the op on tensors (or constants) and record it in the graph when needed."""
+        T = _tensor_type
+        node = cls.__new__(cls)
+        arrays = []
+        needs = []
+        any_grad = False
+        for a in args:
+            if isinstance(a, T):
+                arrays.append(a.data)
+                rg = a._rg
+                needs.append(rg)
+                any_grad = any_grad or rg
+            else:
+                arrays.append(a)
+                needs.append(False)
+        state = STATE
+        record = any_grad and state.grad_enabled
+        node.needs_input_grad = tuple(needs) if record else (False,) * len(needs)
+        node.saved_tensors = ()
+        try:
+            out = node.forward(*arrays, **kwargs)
+        except (ValueError, TypeError, IndexError) as e:
+            raise _op_error(cls, e, args) from None
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        if record:
+            node.inputs = args
+            node.scope = state.scope
+            result = _make_tensor(out, True, node)
+        else:
+            result = _make_tensor(out, False, None)
+        if state.anomaly is not None:
+            state.anomaly.check_forward(node, args, out)
+        return result
+
+
+def _op_error(cls: type, err: Exception, args: tuple[Any, ...]) -> Exception:
+    shapes = ", ".join(
+        str(tuple(a.shape)) if hasattr(a, "shape") else type(a).__name__ for a in args
+    )
+    msg = str(err)
+    if msg.startswith(f"{cls.__name__}:"):
+        return type(err)(msg)
+    return type(err)(f"{cls.__name__}: {msg} (input shapes: {shapes})")
+
+
+# ----------------------------------------------------------------------------- grad mode
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad mode for the current thread."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._prev: list[bool] = []
+
+    def __enter__(self) -> None:
+        self._prev.append(STATE.grad_enabled)
+        STATE.grad_enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        STATE.grad_enabled = self._prev.pop()
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        import functools
+
+        enabled = self.enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _GradMode(enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def no_grad() -> _GradMode:
+    """Record no graph inside (``with no_grad():`` or ``@no_grad()``); per thread."""
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    """Record the graph again inside a ``no_grad`` region (context manager or decorator)."""
+    return _GradMode(True)
+
+
+def set_grad_enabled(mode: bool) -> _GradMode:
+    """Set grad mode to ``mode`` inside the ``with`` block (or the decorated function)."""
+    return _GradMode(bool(mode))
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops record the graph in the current thread."""
+    return STATE.grad_enabled
+
+
+@contextmanager
+def module_scope(scope: Any) -> Iterator[None]:
+    """Mark the ops run inside as belonging to ``scope`` (a module call), for drawing graphs."""
+    prev = STATE.scope
+    STATE.scope = scope
+    try:
+        yield
+    finally:
+        STATE.scope = prev
+
+
+# ----------------------------------------------------------------------------- backward pass
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` back to ``shape``: over the leading axes broadcasting added, and over the
+    axes where ``shape`` has size 1 (the adjoint of ``np.broadcast_to``)."""
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad
+
+
+def topological_order(root: Any) -> list[Any]:
+    """The non-leaf tensors that ``root`` depends on through recorded ops, inputs first.
+
+    Iterative depth-first search: a tensor is appended after everything it depends on.
+    """
+    order = []
+    visited = set()
+    stack = [(root, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in visited:
+            continue
+        visited.add(id(t))
+        stack.append((t, True))
+        node = t._ctx
+        for inp, need in zip(node.inputs, node.needs_input_grad):
+            if need and inp._ctx is not None and id(inp) not in visited:
+                stack.append((inp, False))
+    return order
+
+
+def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> None:
+    """Backpropagate from ``root``: accumulate dL/d(leaf) into each leaf's ``.grad``.
+
+    ``grad`` is dL/d(root); it may be omitted only for one-element roots (then it is 1).
+    Without ``retain_graph`` the arrays the nodes saved are released afterwards.
+    """
+    if not root._rg:
+        raise RuntimeError(
+            "backward: this tensor does not require grad and has no graph to backpropagate "
+            "through (create the leaves with requires_grad=True, and do not call backward on "
+            "the result of a no_grad() computation or of a comparison)"
+        )
+    data = root.data
+    if grad is None:
+        if data.size != 1:
+            raise RuntimeError(
+                f"backward: grad can be omitted only for a one-element tensor, but this one has "
+                f"shape {data.shape}; call backward(grad) with a gradient of that shape "
+                f"(e.g. np.ones({data.shape}))"
+            )
+        grad = np.ones_like(data)
+    else:
+        if isinstance(grad, _tensor_type):
+            grad = grad.data
+        grad = np.array(grad, dtype=data.dtype, copy=True)
+        if grad.shape != data.shape:
+            raise ValueError(
+                f"backward: grad has shape {grad.shape} but the tensor has shape {data.shape}"
+            )
+    if root._ctx is None:  # a leaf
+        root.grad = grad if root.grad is None else root.grad + grad
+        return
+    anomaly = STATE.anomaly
+    order = topological_order(root)
+    grads = {id(root): grad}
+    given_to_leaves: set[int] = set()
+    for t in reversed(order):
+        g = grads.pop(id(t), None)
+        node = t._ctx
+        if g is None:  # no gradient reached it (all paths through it carry none)
+            if not retain_graph:
+                node.saved_tensors = _RELEASED
+            continue
+        if t._retain:
+            t.grad = g.copy() if t.grad is None else t.grad + g
+        if node.saved_tensors is _RELEASED:
+            raise RuntimeError(
+                f"backward: trying to backward through the graph a second time (at the "
+                f"{node.name} node), but its saved arrays were already freed; call "
+                f"backward(retain_graph=True) the first time if you need to backward twice"
+            )
+        in_grads = node.backward(g)
+        if type(in_grads) is not tuple:
+            in_grads = (in_grads,)
+        if anomaly is not None:
+            anomaly.check_backward(node, in_grads)
+        for inp, need, ig in zip(node.inputs, node.needs_input_grad, in_grads):
+            if not need or ig is None:
+                continue
+            d = inp.data
+            if ig.shape != d.shape:
+                ig = _fit_shape(node, ig, d.shape)
+            if ig.dtype != d.dtype:
+                ig = ig.astype(d.dtype)
+            if inp._ctx is None:
+                if inp.grad is None:
+                    if ig.base is not None or id(ig) in given_to_leaves:
+                        ig = ig.copy()  # a leaf's .grad never aliases another array we hand out
+                    given_to_leaves.add(id(ig))
+                    inp.grad = ig
+                else:
+                    inp.grad = inp.grad + ig
+            else:
+                k = id(inp)
+                prev = grads.get(k)
+                grads[k] = ig if prev is None else prev + ig
+        if not retain_graph:
+            node.saved_tensors = _RELEASED
+
+
+def _fit_shape(node: Function, grad: Any, shape: tuple[int, ...]) -> np.ndarray:
+    if not isinstance(grad, np.ndarray):
+        grad = np.asarray(grad)
+    if grad.ndim >= len(shape):
+        out = unbroadcast(grad, shape)
+        if out.shape == shape:
+            return out
+    try:
+        return np.broadcast_to(grad, shape)
+    except ValueError:
+        raise RuntimeError(
+            f"{node.name}.backward returned a gradient of shape {grad.shape} for an input of "
+            f"shape {shape}"
+        ) from None

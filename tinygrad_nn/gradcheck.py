@@ -1,0 +1,227 @@
+"""Check backward against central differences: f'(x) ≈ (f(x + ε) - f(x - ε)) / 2ε, in float64.
+
+Inputs of lower precision are promoted to float64 copies for the check, so the comparison
+measures the op's calculus rather than float32 rounding. Small problems compare the full
+Jacobian; larger ones compare vᵀJ for a random v, and the largest vᵀJu for random u, v.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .autograd import enable_grad, no_grad
+from .tensor import Tensor
+
+__all__ = ["gradcheck", "numerical_grad", "GradcheckError", "GradcheckWarning"]
+
+FULL_JACOBIAN_MAX = 4096  # out.size * in.size up to which the whole Jacobian is compared
+ELEMENTWISE_MAX = 4096  # input size up to which vᵀJ is compared element by element
+
+
+class GradcheckError(AssertionError):
+    """Analytic (backward) and numeric (finite-difference) gradients disagree."""
+
+
+class GradcheckWarning(UserWarning):
+    """A point where the function has a kink: the two one-sided derivatives differ."""
+
+
+def _promote(inputs: Sequence[Any]) -> list[Any]:
+    out = []
+    for x in inputs:
+        if isinstance(x, Tensor):
+            if x.requires_grad:
+                out.append(Tensor(x.data, dtype=np.float64, requires_grad=True))
+            elif x.dtype.kind == "f":
+                out.append(Tensor(x.data, dtype=np.float64))
+            else:
+                out.append(x)
+        else:
+            out.append(x)
+    return out
+
+
+def _output(fn: Callable[..., Any], xs: list[Any]) -> Tensor:
+    out = fn(*xs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    if out.dtype.kind != "f":
+        raise TypeError(f"gradcheck: fn must return a float tensor, got dtype {out.dtype}")
+    return out
+
+
+def _projected(fn: Callable[..., Any], xs: list[Any], v: np.ndarray) -> float:
+    with no_grad():
+        return float(np.sum(_output(fn, xs).data * v))
+
+
+def _analytic(fn: Callable[..., Any], xs: list[Any], v: np.ndarray) -> list[np.ndarray | None]:
+    fresh = [Tensor(x.data, dtype=x.dtype, requires_grad=True) if _checked(x) else x for x in xs]
+    with enable_grad():
+        out = _output(fn, fresh)
+        if out.requires_grad:
+            out.backward(v.astype(out.dtype))
+    grads = []
+    for x in fresh:
+        if _checked(x):
+            grads.append(np.zeros_like(x.data) if x.grad is None else x.grad.astype(np.float64))
+        else:
+            grads.append(None)
+    return grads
+
+
+def _checked(x: Any) -> bool:
+    return isinstance(x, Tensor) and x.requires_grad
+
+
+def _nudged(xs: list[Any], i: int, flat: int | None, delta: Any) -> list[Any]:
+    data = xs[i].data.copy()
+    if flat is None:
+        data += delta
+    else:
+        data.reshape(-1)[flat] += delta
+    return xs[:i] + [Tensor(data, dtype=data.dtype, requires_grad=True)] + xs[i + 1 :]
+
+
+def numerical_grad(
+    fn: Callable[..., Any],
+    *inputs: Any,
+    eps: float = 1e-6,
+    grad_output: np.ndarray | None = None,
+) -> list[np.ndarray | None]:
+    """Central-difference gradient of Σ(grad_output · fn(*inputs)) for each input that requires
+    grad (None for the others), in float64. ``grad_output`` defaults to ones."""
+    xs = _promote(inputs)
+    with no_grad():
+        shape = _output(fn, xs).shape
+    v = np.ones(shape) if grad_output is None else np.asarray(grad_output, dtype=np.float64)
+    out: list[np.ndarray | None] = []
+    for i, x in enumerate(xs):
+        if not _checked(x):
+            out.append(None)
+            continue
+        g = np.empty(x.shape)
+        for k in range(x.size):
+            hi = _projected(fn, _nudged(xs, i, k, eps), v)
+            lo = _projected(fn, _nudged(xs, i, k, -eps), v)
+            g.reshape(-1)[k] = (hi - lo) / (2 * eps)
+        out.append(g)
+    return out
+
+
+def gradcheck(
+    fn: Callable[..., Any],
+    *inputs: Any,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    seed: int = 0,
+    n_projections: int = 4,
+) -> bool:
+    """Compare ``fn``'s backward with central differences for every input that requires grad.
+
+    Returns True. On a mismatch raises :class:`GradcheckError` naming the input, the worst
+    element's index, the analytic (backward) and numeric values, their absolute and relative
+    error and the tolerance |analytic - numeric| ≤ atol + rtol·|numeric|. Where the one-sided
+    differences disagree (a kink, e.g. relu at 0) and the analytic value lies between them, the
+    element is skipped with a :class:`GradcheckWarning` rather than reported as a failure.
+    """
+    xs = _promote(inputs)
+    if not any(_checked(x) for x in xs):
+        raise ValueError("gradcheck: no input requires grad; nothing to check")
+    with no_grad():
+        out_shape = _output(fn, xs).shape
+    out_size = int(np.prod(out_shape))
+    rng = np.random.default_rng(seed)
+    for i, x in enumerate(xs):
+        if not _checked(x):
+            continue
+        if out_size * x.size <= FULL_JACOBIAN_MAX:
+            for j in range(out_size):
+                v = np.zeros(out_shape)
+                v.reshape(-1)[j] = 1.0
+                where = f" of output element {tuple(int(t) for t in np.unravel_index(j, out_shape))}"
+                _check_elementwise(fn, xs, i, v, eps, atol, rtol, where)
+        elif x.size <= ELEMENTWISE_MAX:
+            v = rng.standard_normal(out_shape)
+            _check_elementwise(fn, xs, i, v, eps, atol, rtol, " of vᵀJ for a random v")
+        else:
+            _check_projections(fn, xs, i, rng, out_shape, eps, atol, rtol, n_projections)
+    return True
+
+
+def _check_elementwise(fn, xs, i, v, eps, atol, rtol, where) -> None:
+    analytic = _analytic(fn, xs, v)[i]
+    numeric = numerical_grad(fn, *xs, eps=eps, grad_output=v)[i]
+    assert analytic is not None and numeric is not None
+    if analytic.shape != numeric.shape:
+        raise GradcheckError(
+            f"gradcheck: the gradient of input {i} has shape {analytic.shape}, "
+            f"but the input has shape {numeric.shape}"
+        )
+    excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+    excess = np.where(np.isnan(excess), np.inf, excess)
+    kinks: list[tuple[int, ...]] = []
+    while True:
+        k = int(np.argmax(excess))
+        if excess.reshape(-1)[k] <= 0:
+            break
+        idx = np.unravel_index(k, analytic.shape)
+        a, n = float(analytic[idx]), float(numeric[idx])
+        f0 = _projected(fn, xs, v)
+        right = (_projected(fn, _nudged(xs, i, k, eps), v) - f0) / eps
+        left = (f0 - _projected(fn, _nudged(xs, i, k, -eps), v)) / eps
+        tol = atol + rtol * max(abs(left), abs(right))
+        if abs(left - right) > tol:  # a kink: the derivative jumps here
+            lo, hi = min(left, right) - tol, max(left, right) + tol
+            if lo <= a <= hi:
+                kinks.append(tuple(int(t) for t in idx))
+                excess.reshape(-1)[k] = -np.inf
+                continue
+            raise GradcheckError(
+                _report(i, xs[i].shape, idx, where, a, n, atol, rtol, eps)
+                + f"\n  note: the function has a kink here (left derivative {left:.6g}, right "
+                f"derivative {right:.6g}) and the analytic value lies outside both"
+            )
+        raise GradcheckError(_report(i, xs[i].shape, idx, where, a, n, atol, rtol, eps))
+    if kinks:
+        warnings.warn(
+            f"gradcheck: input {i} sits on a kink at {len(kinks)} element(s) (first at index "
+            f"{kinks[0]}): the one-sided derivatives differ there, so those elements were not "
+            f"compared; move the test point away from the kink",
+            GradcheckWarning,
+            stacklevel=3,
+        )
+
+
+def _check_projections(fn, xs, i, rng, out_shape, eps, atol, rtol, n) -> None:
+    for p in range(n):
+        v = rng.standard_normal(out_shape)
+        u = rng.standard_normal(xs[i].shape)
+        analytic = float(np.sum(_analytic(fn, xs, v)[i] * u))
+        hi = _projected(fn, _nudged(xs, i, None, eps * u), v)
+        lo = _projected(fn, _nudged(xs, i, None, -eps * u), v)
+        numeric = (hi - lo) / (2 * eps)
+        if not abs(analytic - numeric) <= atol + rtol * abs(numeric):
+            raise GradcheckError(
+                _report(i, xs[i].shape, None, f" of the projection vᵀJu #{p}", analytic,
+                        numeric, atol, rtol, eps)
+            )
+
+
+def _report(i, shape, idx, where, a, n, atol, rtol, eps) -> str:
+    at = f" at index {tuple(int(t) for t in idx)}" if idx is not None else ""
+    err = abs(a - n)
+    rel = err / abs(n) if n != 0 else float("inf")
+    return (
+        f"gradcheck failed for input {i} (shape {tuple(shape)}){at}{where}:\n"
+        f"  analytic (backward):                  {a!r}\n"
+        f"  numeric (central differences, eps={eps:g}): {n!r}\n"
+        f"  absolute error {err:.3g}, relative error {rel:.3g}; allowed: "
+        f"|analytic - numeric| <= atol + rtol*|numeric| = {atol:g} + {rtol:g}*{abs(n):.3g} "
+        f"= {atol + rtol * abs(n):.3g}"
+    )

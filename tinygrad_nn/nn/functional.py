@@ -1,0 +1,214 @@
+"""Activations and losses as functions (the modules in ``layers.py`` and ``losses.py`` call these).
+
+Nielsen's quadratic cost C = 1/(2n) Σₓ ‖y(x) - a‖² is ``mse_loss(a, y, reduction="sum") / (2 * n)``:
+``mse_loss`` follows PyTorch (mean of squared errors over all elements, or their sum).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..ops import loss as L
+from ..ops.matmul import Linear
+from ..tensor import Tensor
+
+__all__ = [
+    "sigmoid",
+    "relu",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "step",
+    "identity",
+    "linear",
+    "mse_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "nll_loss",
+    "one_hot",
+]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """σ(x) = 1 / (1 + e⁻ˣ)."""
+    return x.sigmoid()
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0)."""
+    return x.relu()
+
+
+def tanh(x: Tensor) -> Tensor:
+    return x.tanh()
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """e^xᵢ / Σⱼ e^xⱼ along ``axis``."""
+    return x.softmax(axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return x.log_softmax(axis)
+
+
+def step(x: Tensor) -> Tensor:
+    """The perceptron's Heaviside step (1 where x > 0, else 0); its gradient is zero."""
+    return x.step()
+
+
+def identity(x: Tensor) -> Tensor:
+    return x
+
+
+def linear(x: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x @ weightᵀ + bias as one fused node (weight of shape (out, in))."""
+    if bias is None:
+        return Linear.apply(_as_tensor(x), weight)
+    return Linear.apply(_as_tensor(x), weight, bias)
+
+
+def one_hot(labels: Any, num_classes: int, dtype: Any = np.float32) -> np.ndarray:
+    """Rows of the identity: ``one_hot([2, 0], 3) == [[0, 0, 1], [1, 0, 0]]``."""
+    idx = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    _check_indices(idx, num_classes, "one_hot")
+    return np.eye(num_classes, dtype=dtype)[idx]
+
+
+# ---------------------------------------------------------------------- losses
+
+
+def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Squared error, as PyTorch's ``mse_loss``: mean of (input - target)² over all elements,
+    their sum with ``reduction="sum"``, or elementwise with ``"none"``.
+
+    Nielsen's quadratic cost C = 1/(2n) Σ ‖y - a‖² is ``mse_loss(a, y, reduction="sum") / (2n)``.
+    """
+    target = _target_like(input, target, "mse_loss")
+    _check_reduction(reduction, "mse_loss")
+    if reduction == "none":
+        d = input - target
+        return d * d
+    return L.MSE.apply(input, target, reduction=reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """-(y log p + (1 - y) log(1 - p)) on probabilities p; the logs are clamped at -100 (as
+    PyTorch does), so p = 0 or 1 never gives an infinite loss."""
+    target = _target_like(input, target, "binary_cross_entropy")
+    _check_reduction(reduction, "binary_cross_entropy")
+    p = input.data
+    if p.size and (np.min(p) < 0 or np.max(p) > 1):
+        raise ValueError(
+            "binary_cross_entropy: input must hold probabilities in [0, 1] (found values from "
+            f"{np.min(p):g} to {np.max(p):g}); for logits use binary_cross_entropy_with_logits"
+        )
+    return _reduce(L.BinaryCrossEntropy.apply(input, target), reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy of σ(z) against y, computed stably from the logits z:
+    max(z, 0) - z·y + log(1 + e^-|z|); its gradient is σ(z) - y."""
+    target = _target_like(input, target, "binary_cross_entropy_with_logits")
+    _check_reduction(reduction, "binary_cross_entropy_with_logits")
+    return _reduce(L.BinaryCrossEntropyWithLogits.apply(input, target), reduction)
+
+
+def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy of logits ``input`` (N, C) (or (C,)) against ``target``: integer
+    class indices (N,) or one-hot / probability rows (N, C). Averaged over the batch by default,
+    as PyTorch does. One fused node: the gradient is (softmax(z) - y) / N."""
+    _check_reduction(reduction, "cross_entropy")
+    if not isinstance(input, Tensor):
+        input = Tensor(input)
+    if input.ndim not in (1, 2):
+        raise ValueError(f"cross_entropy: logits must have shape (N, C) or (C,), got {input.shape}")
+    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if t.dtype.kind in "iu":
+        expected = input.shape[:-1]
+        if t.shape != expected:
+            raise ValueError(
+                f"cross_entropy: class-index target must have shape {expected} for logits of "
+                f"shape {input.shape}, got {t.shape}"
+            )
+        _check_indices(t, input.shape[-1], "cross_entropy")
+    elif t.dtype.kind == "f":
+        if t.shape != input.shape:
+            raise ValueError(
+                f"cross_entropy: probability target must have the logits' shape {input.shape}, "
+                f"got {t.shape}"
+            )
+        t = t.astype(input.dtype, copy=False)
+    else:
+        raise TypeError(f"cross_entropy: target must be integer or float, got dtype {t.dtype}")
+    return L.SoftmaxCrossEntropy.apply(input, t, reduction=reduction)
+
+
+def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities ``input`` (N, C) at class indices ``target``:
+    -input[i, target_i], averaged over the batch by default."""
+    _check_reduction(reduction, "nll_loss")
+    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"nll_loss: target must hold integer class indices, got dtype {t.dtype}")
+    if input.ndim != 2 or t.shape != input.shape[:1]:
+        raise ValueError(
+            f"nll_loss: expected input (N, C) and target (N,), got {input.shape} and {t.shape}"
+        )
+    _check_indices(t, input.shape[1], "nll_loss")
+    picked = input[np.arange(input.shape[0]), t]
+    return _reduce(-picked, reduction)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _as_tensor(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _target_like(input: Tensor, target: Any, fname: str) -> Any:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{fname}: input must be a Tensor, got {type(input).__name__}")
+    if isinstance(target, Tensor):
+        shape = target.shape
+    else:
+        target = np.asarray(target)
+        if target.dtype != input.dtype:
+            target = target.astype(input.dtype)
+        shape = target.shape
+    if shape != input.shape:
+        raise ValueError(
+            f"{fname}: input and target shapes differ: {input.shape} vs {shape} (no implicit "
+            "broadcasting in losses; reshape the target, or one-hot encode class labels)"
+        )
+    return target
+
+
+def _check_reduction(reduction: str, fname: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{fname}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _check_indices(idx: np.ndarray, num_classes: int, fname: str) -> None:
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{fname}: class indices must be integers, got dtype {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= num_classes):
+        bad = idx[(idx < 0) | (idx >= num_classes)].reshape(-1)[0]
+        raise ValueError(
+            f"{fname}: class index {bad} is out of range for {num_classes} classes "
+            f"(valid: 0..{num_classes - 1})"
+        )
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss

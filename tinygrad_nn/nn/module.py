@@ -1,0 +1,276 @@
+"""``Module``: parameters and sub-modules registered by attribute, as in PyTorch's ``nn.Module``."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..autograd import STATE
+from ..tensor import Tensor
+
+__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleCall", "StateDictError"]
+
+
+class Parameter(Tensor):
+    """A leaf tensor that requires grad and that a :class:`Module` registers when assigned."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = True) -> None:
+        super().__init__(data, dtype=dtype, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class ModuleCall:
+    """One call of a module's forward: the scope that ops run inside it record (for drawing)."""
+
+    __slots__ = ("module", "parent")
+
+    def __init__(self, module: Module, parent: ModuleCall | None) -> None:
+        self.module = module
+        self.parent = parent
+
+
+class StateDictError(KeyError):
+    """``load_state_dict`` found missing, unexpected or mismatched entries (all named)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Module:
+    """Base of every layer and model. Assign Parameters and Modules as attributes to register
+    them; write ``forward``; call the module to run it."""
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        params = self.__dict__.get("_parameters")
+        if params is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: call super().__init__() before assigning attributes"
+            )
+        params.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            params[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        state = STATE
+        prev = state.scope
+        state.scope = ModuleCall(self, prev)
+        try:
+            return self.forward(*args, **kwargs)
+        finally:
+            state.scope = prev
+
+    # ------------------------------------------------------------------ traversal
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """(dotted name, module) for self and every sub-module, depth first, each once."""
+        seen: set[int] = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, mod = stack.pop()
+            if id(mod) in seen:
+                continue
+            seen.add(id(mod))
+            yield name, mod
+            children = [(f"{name}.{k}" if name else k, m) for k, m in mod._modules.items()]
+            stack.extend(reversed(children))
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def children(self) -> Iterator[Module]:
+        yield from self._modules.values()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, parameter) in registration order, e.g. ``0.weight``, ``0.bias``; a
+        parameter shared by two modules is listed once."""
+        seen: set[int] = set()
+        for mname, mod in self.named_modules(prefix):
+            for pname, p in mod._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mname}.{pname}" if mname else pname), p
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    def num_parameters(self) -> int:
+        """The number of trainable numbers (elements of all parameters)."""
+        return sum(p.size for p in self.parameters())
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (set ``.grad`` to None)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """Parameter name → array (the arrays themselves, not copies)."""
+        return OrderedDict((name, p.data) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """Copy arrays into the parameters, checking names, shapes and dtypes first.
+
+        Every missing, unexpected or mismatched key is named in one :class:`StateDictError`;
+        nothing is changed unless everything fits. With ``strict=False`` missing and unexpected
+        keys are allowed (shape and dtype mismatches never are).
+        """
+        params = dict(self.named_parameters())
+        problems = []
+        arrays = {}
+        for name, value in state_dict.items():
+            if name not in params:
+                if strict:
+                    problems.append(f"unexpected key {name!r}")
+                continue
+            arr = value.data if isinstance(value, Tensor) else np.asarray(value)
+            p = params[name]
+            if arr.shape != p.shape:
+                problems.append(f"{name!r}: shape {arr.shape} in the state dict, {p.shape} here")
+            elif arr.dtype != p.dtype:
+                problems.append(f"{name!r}: dtype {arr.dtype} in the state dict, {p.dtype} here")
+            else:
+                arrays[name] = arr
+        if strict:
+            problems += [f"missing key {n!r}" for n in params if n not in state_dict]
+        if problems:
+            raise StateDictError(
+                f"load_state_dict into {type(self).__name__} failed:\n  " + "\n  ".join(problems)
+            )
+        for name, arr in arrays.items():
+            np.copyto(params[name].data, arr)
+
+    # ------------------------------------------------------------------ printing
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        if self._modules:
+            lines[0] = lines[0] + ("" if lines[0].endswith("(") else ",")
+            for name, m in self._modules.items():
+                sub = repr(m).replace("\n", "\n  ")
+                lines.append(f"  ({name}): {sub}")
+            lines.append(")")
+            text = "\n".join(lines)
+        else:
+            text = lines[0] + ")"
+        return text
+
+    def summary(self) -> str:
+        """The model as a table: each module with its parameters' shapes and counts."""
+        rows = []
+        for name, mod in self.named_modules():
+            own = [(k, p) for k, p in mod._parameters.items() if p is not None]
+            if not own and mod._modules:
+                continue
+            shapes = ", ".join(f"{k} {tuple(p.shape)}" for k, p in own) or "-"
+            rows.append(
+                (
+                    name or type(self).__name__,
+                    type(mod).__name__,
+                    shapes,
+                    sum(p.size for _, p in own),
+                )
+            )
+        w = [
+            max(len(str(r[i])) for r in rows + [("name", "type", "parameters", "count")])
+            for i in range(4)
+        ]
+        head = ("name", "type", "parameters", "count")
+        out = ["  ".join(str(h).ljust(w[i]) for i, h in enumerate(head))]
+        out += ["  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) for r in rows]
+        out.append(f"total parameters: {self.num_parameters():,}")
+        return "\n".join(out)
+
+
+class Sequential(Module):
+    """Modules applied in order: ``Sequential(Dense(2, 4), ReLU(), Dense(4, 1))``; indexable,
+    sliceable, iterable, with ``len``. Sub-modules are named ``0``, ``1``, ..."""
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module")
+            setattr(self, str(i), m)
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __getitem__(self, i: int | slice) -> Any:
+        mods = list(self._modules.values())
+        if isinstance(i, slice):
+            return Sequential(*mods[i])
+        return mods[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._modules.values()))
+
+    def append(self, module: Module) -> Sequential:
+        setattr(self, str(len(self)), module)
+        return self
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters are registered (names ``0``, ``1``, ...)."""
+
+    def __init__(self, modules: Iterable[Module] = ()) -> None:
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module: Module) -> ModuleList:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: can hold only Modules, got {type(module).__name__}")
+        setattr(self, str(len(self)), module)
+        return self
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._modules.values()))

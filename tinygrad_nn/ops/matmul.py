@@ -1,0 +1,86 @@
+"""Matrix products: ``np.matmul`` semantics (1-D, 2-D, batched N-D), and the fused dense layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+
+
+def _swap(x: np.ndarray) -> np.ndarray:
+    return np.swapaxes(x, -1, -2)
+
+
+class MatMul(Function):
+    """out = a @ b;  dL/da = g @ bᵀ,  dL/db = aᵀ @ g (1-D operands promoted as ``np.matmul``
+    does; batch axes broadcast, their gradients summed back by the engine)."""
+
+    __slots__ = ()
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError("matmul: both operands need at least 1 dimension (use * for scalars)")
+        ka = a.shape[-1]
+        kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
+        if ka != kb:
+            raise ValueError(
+                f"MatMul: shapes {a.shape} and {b.shape} are not aligned: "
+                f"{ka} (last axis of the first) != {kb} (the second's "
+                f"{'second-to-last' if b.ndim > 1 else 'only'} axis)"
+            )
+        self.save_for_backward(a, b)
+        return np.matmul(a, b)
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        na, nb = self.needs_input_grad
+        ga = gb = None
+        if a.ndim == 1 and b.ndim == 1:
+            ga = g * b if na else None
+            gb = g * a if nb else None
+        elif a.ndim == 1:  # (k) @ (..., k, m) -> (..., m)
+            if na:
+                ga = np.matmul(g[..., None, :], _swap(b))[..., 0, :]
+            if nb:
+                gb = a[:, None] * g[..., None, :]
+        elif b.ndim == 1:  # (..., n, k) @ (k) -> (..., n)
+            if na:
+                ga = g[..., :, None] * b
+            if nb:
+                gb = np.matmul(_swap(a), g[..., :, None])[..., 0]
+        else:
+            if na:
+                ga = np.matmul(g, _swap(b))
+            if nb:
+                gb = np.matmul(_swap(a), g)
+        return ga, gb
+
+
+class Linear(Function):
+    """The dense layer fused into one node: out = x @ Wᵀ + b, W of shape (out, in).
+
+    dL/dx = g @ W,  dL/dW = gᵀ @ x (summed over all leading axes),  dL/db = Σ g over them.
+    """
+
+    __slots__ = ()
+
+    def forward(self, x, weight, bias=None):
+        if x.ndim == 0 or x.shape[-1] != weight.shape[-1]:
+            raise ValueError(
+                f"Linear: input of shape {x.shape} does not match weight of shape "
+                f"{weight.shape}: expected the input's last axis to be {weight.shape[-1]}"
+            )
+        self.save_for_backward(x, weight)
+        out = np.matmul(x, weight.T)
+        if bias is not None:
+            out += bias
+        return out
+
+    def backward(self, g):
+        x, w = self.saved_tensors
+        nx, nw, *nb = self.needs_input_grad
+        gx = np.matmul(g, w) if nx else None
+        g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
+        gw = np.matmul(g2.T, x.reshape(-1, x.shape[-1])) if nw else None
+        gb = g2.sum(axis=0) if nb and nb[0] else None
+        return gx, gw, gb

@@ -1,0 +1,62 @@
+"""Softmax family along one axis, stable by the max shift: log Σ eˣ = m + log Σ e^(x - m)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+
+
+class Softmax(Function):
+    """p = e^(x - m) / Σ e^(x - m);  dL/dx = p · (g - Σ g·p)."""
+
+    __slots__ = ("axis",)
+
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        e /= np.sum(e, axis=axis, keepdims=True)
+        self.save_for_backward(e)
+        return e
+
+    def backward(self, g):
+        (p,) = self.saved_tensors
+        return p * (g - np.sum(g * p, axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """out = x - m - log Σ e^(x - m);  dL/dx = g - softmax(x) · Σ g."""
+
+    __slots__ = ("axis",)
+
+    def forward(self, x, axis=-1):
+        self.axis = axis
+        shifted = x - np.max(x, axis=axis, keepdims=True)
+        out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        (out,) = self.saved_tensors
+        return g - np.exp(out) * np.sum(g, axis=self.axis, keepdims=True)
+
+
+class LogSumExp(Function):
+    """out = m + log Σ e^(x - m) over ``axis``;  dL/dx = g · softmax(x)."""
+
+    __slots__ = ("axis", "keepdims")
+
+    def forward(self, x, axis=-1, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+        m = np.max(x, axis=axis, keepdims=True)
+        if not np.all(np.isfinite(m)):
+            m = np.where(np.isfinite(m), m, 0)
+        out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+        self.save_for_backward(x, out)
+        return out if keepdims else np.squeeze(out, axis=axis)
+
+    def backward(self, g):
+        x, out = self.saved_tensors
+        if not self.keepdims:
+            g = np.expand_dims(g, self.axis)
+        return g * np.exp(x - out)
