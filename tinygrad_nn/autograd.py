@@ -17,6 +17,8 @@ This module knows nothing of layers; it builds output tensors through the one co
 from __future__ import annotations
 
 import threading
+from heapq import heappop, heappush
+from itertools import count
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,18 +37,19 @@ __all__ = [
 
 
 class _ThreadState(threading.local):
-    """Per-thread switches: grad mode, the module call being traced, anomaly mode."""
+    """Per-thread switches: grad mode, the module call being traced, an observer of ops."""
 
     def __init__(self) -> None:
         self.grad_enabled = True
         self.scope: Any = None
-        self.anomaly: Any = None
+        self.hook: Any = None  # anomaly checks or a step capture: on_forward / on_backward
 
 
 STATE = _ThreadState()
 
 _RELEASED = ("released",)  # stands in for saved arrays after backward frees them
 
+_sequence = count()  # recording order: an op's output is numbered after its inputs
 _tensor_type: Any = None
 _make_tensor: Any = None
 
@@ -79,7 +82,7 @@ class Function:
                 return 2 * x * grad
     """
 
-    __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "scope", "site", "__dict__")
+    __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "scope", "seq", "site", "__dict__")
 
     inputs: tuple[Any, ...]
     needs_input_grad: tuple[bool, ...]
@@ -104,7 +107,7 @@ class Function:
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
         """Run the op on tensors (or constants) and record it in the graph when needed."""
         T = _tensor_type
-        node = cls.__new__(cls)
+        node = _new(cls)
         arrays = []
         needs = []
         any_grad = False
@@ -127,15 +130,19 @@ class Function:
             raise _op_error(cls, e, args) from None
         if type(out) is not np.ndarray:
             out = np.asarray(out)
-        if record:
+        if record and out.dtype.kind == "f":  # integer and bool results carry no gradient
             node.inputs = args
             node.scope = state.scope
+            node.seq = next(_sequence)
             result = _make_tensor(out, True, node)
         else:
             result = _make_tensor(out, False, None)
-        if state.anomaly is not None:
-            state.anomaly.check_forward(node, args, out)
+        if state.hook is not None:
+            state.hook.on_forward(node, args, kwargs, result)
         return result
+
+
+_new = object.__new__
 
 
 def _op_error(cls: type, err: Exception, args: tuple[Any, ...]) -> Exception:
@@ -253,6 +260,12 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
 
     ``grad`` is dL/d(root); it may be omitted only for one-element roots (then it is 1).
     Without ``retain_graph`` the arrays the nodes saved are released afterwards.
+
+    Order: every node gets a sequence number when it is recorded, and an op's output is always
+    recorded after its inputs, so visiting nodes from the highest number down is a reverse
+    topological order. A max-heap on that number holds the tensors whose gradient has started
+    to arrive; a tensor is popped only after every consumer that can reach it has added its
+    share, so each node's backward runs once, with the full gradient (O((V + E) log V)).
     """
     if not root._rg:
         raise RuntimeError(
@@ -280,17 +293,14 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
     if root._ctx is None:  # a leaf
         root.grad = grad if root.grad is None else root.grad + grad
         return
-    anomaly = STATE.anomaly
-    order = topological_order(root)
-    grads = {id(root): grad}
+    hook = STATE.hook
+    pending = {id(root): grad}
+    heap = [(-root._ctx.seq, root)]
     given_to_leaves: set[int] = set()
-    for t in reversed(order):
-        g = grads.pop(id(t), None)
+    while heap:
+        t = heappop(heap)[1]
+        g = pending.pop(id(t))
         node = t._ctx
-        if g is None:  # no gradient reached it (all paths through it carry none)
-            if not retain_graph:
-                node.saved_tensors = _RELEASED
-            continue
         if t._retain:
             t.grad = g.copy() if t.grad is None else t.grad + g
         if node.saved_tensors is _RELEASED:
@@ -302,8 +312,10 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
         in_grads = node.backward(g)
         if type(in_grads) is not tuple:
             in_grads = (in_grads,)
-        if anomaly is not None:
-            anomaly.check_backward(node, in_grads)
+        if hook is not None:
+            hook.on_backward(node, in_grads)
+        if not retain_graph:
+            node.saved_tensors = _RELEASED
         for inp, need, ig in zip(node.inputs, node.needs_input_grad, in_grads):
             if not need or ig is None:
                 continue
@@ -312,7 +324,8 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
                 ig = _fit_shape(node, ig, d.shape)
             if ig.dtype != d.dtype:
                 ig = ig.astype(d.dtype)
-            if inp._ctx is None:
+            ctx = inp._ctx
+            if ctx is None:  # a leaf: accumulate into .grad
                 if inp.grad is None:
                     if ig.base is not None or id(ig) in given_to_leaves:
                         ig = ig.copy()  # a leaf's .grad never aliases another array we hand out
@@ -322,10 +335,12 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
                     inp.grad = inp.grad + ig
             else:
                 k = id(inp)
-                prev = grads.get(k)
-                grads[k] = ig if prev is None else prev + ig
-        if not retain_graph:
-            node.saved_tensors = _RELEASED
+                prev = pending.get(k)
+                if prev is None:
+                    pending[k] = ig
+                    heappush(heap, (-ctx.seq, inp))
+                else:
+                    pending[k] = prev + ig
 
 
 def _fit_shape(node: Function, grad: Any, shape: tuple[int, ...]) -> np.ndarray:

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["manual_seed", "get_generator", "initial_seed"]
+__all__ = ["manual_seed", "get_generator", "initial_seed", "generator_for"]
 
 _lock = threading.Lock()
 _seed: int | None = None
@@ -37,3 +37,13 @@ def initial_seed() -> int | None:
 def get_generator() -> np.random.Generator:
     """The global generator every random choice in tinygrad_nn draws from."""
     return _generator
+
+
+def generator_for(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """The generator a seeded function should draw from: the global one for ``seed=None``, the
+    given ``Generator`` itself, or a fresh one seeded with the int ``seed``."""
+    if seed is None:
+        return get_generator()
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)

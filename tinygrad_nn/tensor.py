@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 ArrayLike = Union["Tensor", np.ndarray, float, int, bool, Sequence[Any]]
-Axis = Union[int, tuple[int, ...], None]
+Axis = int | tuple[int, ...] | None
 
 _default_dtype = np.dtype(np.float32)
 
@@ -69,7 +69,8 @@ def _to_array(data: Any, dtype: Any) -> np.ndarray:
         try:
             arr = np.asarray(data)
         except ValueError as e:
-            raise ValueError(f"Tensor: cannot make an array of {type(data).__name__}: {e}") from None
+            msg = f"Tensor: cannot make an array of {type(data).__name__}: {e}"
+            raise ValueError(msg) from None
         if arr.dtype.kind == "f" and not isinstance(data, np.generic) and dtype is None:
             arr = arr.astype(_default_dtype, copy=False)
     if arr.dtype.kind not in "fiub":
@@ -462,7 +463,15 @@ class Tensor:
                 "tinygrad_nn.where / concatenate, or assign under a fresh leaf "
                 "(t = Tensor(t.numpy().copy()))"
             )
-        self.data[_plain_index(index)] = value.data if isinstance(value, Tensor) else value
+        if isinstance(value, Tensor):
+            if value._rg:
+                raise RuntimeError(
+                    "item assignment of a tensor that requires grad would drop its gradient "
+                    "silently; build the result with tinygrad_nn.where / concatenate instead, "
+                    "or assign value.detach() if no gradient should flow"
+                )
+            value = value.data
+        self.data[_plain_index(index)] = value
 
     # ------------------------------------------------------------------ numpy interop
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
@@ -636,40 +645,42 @@ def minimum(a: ArrayLike, b: ArrayLike) -> Tensor:
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros (float, the default dtype unless ``dtype`` is given)."""
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(np.zeros(shape, dtype or _default_dtype), requires_grad=requires_grad)
+    data = np.zeros(shape, dtype or _default_dtype)
+    return Tensor(data, dtype=data.dtype, requires_grad=requires_grad)
 
 
 def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones (float, the default dtype unless ``dtype`` is given)."""
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(np.ones(shape, dtype or _default_dtype), requires_grad=requires_grad)
+    data = np.ones(shape, dtype or _default_dtype)
+    return Tensor(data, dtype=data.dtype, requires_grad=requires_grad)
 
 
 def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros_like(t.data), requires_grad=requires_grad)
+    return Tensor(np.zeros_like(t.data), dtype=t.dtype, requires_grad=requires_grad)
 
 
 def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones_like(t.data), requires_grad=requires_grad)
+    return Tensor(np.ones_like(t.data), dtype=t.dtype, requires_grad=requires_grad)
 
 
 def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Samples of N(0, 1) from the global generator (see :func:`tinygrad_nn.manual_seed`)."""
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     data = get_generator().standard_normal(shape).astype(dtype or _default_dtype)
-    return Tensor(data, requires_grad=requires_grad)
+    return Tensor(data, dtype=data.dtype, requires_grad=requires_grad)
 
 
 def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Samples of U[0, 1) from the global generator."""
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     data = get_generator().random(shape).astype(dtype or _default_dtype)
-    return Tensor(data, requires_grad=requires_grad)
+    return Tensor(data, dtype=data.dtype, requires_grad=requires_grad)
 
 
 def arange(*args: Any, dtype: Any = None) -> Tensor:
     """Evenly spaced values, as ``np.arange``."""
-    return Tensor(np.arange(*args, dtype=dtype))
+    return Tensor(np.arange(*args, dtype=dtype), dtype=dtype)
 
 
 # ---------------------------------------------------------------------- numpy dispatch tables

@@ -12,20 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_nn.random import get_generator
+from tinygrad_nn.random import generator_for
 
 __all__ = ["DataLoader", "batches"]
 
 Seed = int | np.random.Generator | None
 Batch = tuple[np.ndarray, np.ndarray] | np.ndarray
-
-
-def _generator(seed: Seed) -> np.random.Generator:
-    if seed is None:
-        return get_generator()
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng(seed)
 
 
 def _validate(x: Any, y: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -80,7 +72,7 @@ def batches(
     Raises ``ValueError`` for ``batch_size < 1``, ``len(x) != len(y)`` or an empty ``x``.
     """
     x, y = _validate(x, y, batch_size)
-    order = _generator(seed).permutation(len(x)) if shuffle else None
+    order = generator_for(seed).permutation(len(x)) if shuffle else None
     return _iterate(x, y, int(batch_size), order, _num_batches(len(x), batch_size, drop_last))
 
 
@@ -106,7 +98,7 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
-        self._rng = None if seed is None else _generator(seed)
+        self._rng = None if seed is None else generator_for(seed)
 
     def __len__(self) -> int:
         return _num_batches(len(self.x), self.batch_size, self.drop_last)

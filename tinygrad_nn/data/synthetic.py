@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_nn.random import get_generator
+from tinygrad_nn.random import generator_for
 
 __all__ = [
     "DIGITS_4X3",
@@ -43,14 +43,6 @@ DIGITS_4X3 = np.array(
 DIGITS_4X3.flags.writeable = False
 
 
-def _generator(seed: Seed) -> np.random.Generator:
-    if seed is None:
-        return get_generator()
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng(seed)
-
-
 def _check_count(name: str, value: int, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
@@ -78,7 +70,7 @@ def make_circles(
     noise = _check_noise(noise)
     if not 0 < factor < 1:
         raise ValueError(f"factor (inner radius / outer radius) must be in (0, 1), got {factor!r}")
-    rng = _generator(seed)
+    rng = generator_for(seed)
     n_outer = n_samples // 2
     rings = []
     for count, radius in ((n_outer, 1.0), (n_samples - n_outer, factor)):
@@ -101,7 +93,7 @@ def make_moons(
     """
     n_samples = _check_count("n_samples", n_samples, 2)
     noise = _check_noise(noise)
-    rng = _generator(seed)
+    rng = generator_for(seed)
     n_upper = n_samples // 2
     t_upper = np.linspace(0, np.pi, n_upper)
     t_lower = np.linspace(0, np.pi, n_samples - n_upper)
@@ -137,7 +129,7 @@ def make_xor(
         return logic_gate("xor")
     n_samples = _check_count("n_samples", n_samples, 1)
     noise = _check_noise(noise)
-    rng = _generator(seed)
+    rng = generator_for(seed)
     corners, labels = logic_gate("xor")
     index = np.arange(n_samples) % 4
     x = corners[index] + noise * rng.standard_normal((n_samples, 2))
@@ -162,7 +154,7 @@ def make_digits_4x3(
     n_noisy = _check_count("n_noisy_per_digit", n_noisy_per_digit, 0)
     if not 0 <= flip_prob <= 1:
         raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob!r}")
-    rng = _generator(seed)
+    rng = generator_for(seed)
     per_digit = 1 + n_noisy
     clean = np.repeat(DIGITS_4X3, per_digit, axis=0)
     flips = rng.random(clean.shape) < flip_prob

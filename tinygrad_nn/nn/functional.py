@@ -143,9 +143,12 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
                 f"cross_entropy: probability target must have the logits' shape {input.shape}, "
                 f"got {t.shape}"
             )
-        t = t.astype(input.dtype, copy=False)
+        if t.dtype != input.dtype:
+            target = t = t.astype(input.dtype)
     else:
         raise TypeError(f"cross_entropy: target must be integer or float, got dtype {t.dtype}")
+    if isinstance(target, Tensor):  # passed as a tensor, so a captured step reads it afresh
+        return L.SoftmaxCrossEntropy.apply(input, target, reduction=reduction)
     return L.SoftmaxCrossEntropy.apply(input, t, reduction=reduction)
 
 

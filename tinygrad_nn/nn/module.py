@@ -186,7 +186,7 @@ class Module:
             for name, m in self._modules.items():
                 sub = repr(m).replace("\n", "\n  ")
                 lines.append(f"  ({name}): {sub}")
-            lines.append(")")
+            lines.append(f")  # {self.num_parameters():,} parameters")
             text = "\n".join(lines)
         else:
             text = lines[0] + ")"

@@ -18,8 +18,8 @@ class MatMul(Function):
     __slots__ = ()
 
     def forward(self, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError("matmul: both operands need at least 1 dimension (use * for scalars)")
+        if np.ndim(a) == 0 or np.ndim(b) == 0:
+            raise ValueError("both operands need at least 1 dimension (use * for scalars)")
         ka = a.shape[-1]
         kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
         if ka != kb:
@@ -80,7 +80,8 @@ class Linear(Function):
         x, w = self.saved_tensors
         nx, nw, *nb = self.needs_input_grad
         gx = np.matmul(g, w) if nx else None
-        g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
-        gw = np.matmul(g2.T, x.reshape(-1, x.shape[-1])) if nw else None
-        gb = g2.sum(axis=0) if nb and nb[0] else None
+        if g.ndim != 2:
+            g, x = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
+        gw = np.matmul(g.T, x) if nw else None
+        gb = g.sum(axis=0) if nb and nb[0] else None
         return gx, gw, gb

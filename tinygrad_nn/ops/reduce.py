@@ -15,12 +15,12 @@ def normalize_axis(axis, ndim: int) -> tuple[int, ...]:
     """``axis`` as a sorted tuple of non-negative ints; ValueError for axes out of range."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     out = []
     for ax in axes:
         if isinstance(ax, bool) or not isinstance(ax, (int, np.integer)):
             raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}")
-        if not -ndim <= ax < max(ndim, 1) or (ndim == 0 and ax not in (0, -1)):
+        if not (-ndim <= ax < ndim or (ndim == 0 and ax in (0, -1))):
             raise ValueError(f"axis {ax} is out of bounds for a tensor of dimension {ndim}")
         out.append(int(ax) % max(ndim, 1))
     if len(set(out)) != len(out):

@@ -1,0 +1,234 @@
+"""Errors say what went wrong and where: the op, the shapes, and what to do instead."""
+
+import numpy as np
+import pytest
+
+import tinygrad_nn as tg
+from tinygrad_nn import Tensor
+from tinygrad_nn.testing import assert_close, assert_gradcheck
+
+
+def leaf(shape):
+    return Tensor(np.ones(shape), dtype=np.float64, requires_grad=True)
+
+
+# ---------------------------------------------------------------------------- shape mismatches
+
+
+@pytest.mark.parametrize(
+    "name, fn",
+    [
+        ("Add", lambda a, b: a + b),
+        ("Sub", lambda a, b: a - b),
+        ("Mul", lambda a, b: a * b),
+        ("Div", lambda a, b: a / b),
+        ("Pow", lambda a, b: a**b),
+        ("Maximum", tg.maximum),
+        ("Minimum", tg.minimum),
+    ],
+)
+def test_broadcasting_mismatch_names_the_op_and_both_shapes(name, fn):
+    with pytest.raises(ValueError, match=rf"^{name}: .*\(input shapes: \(2, 3\), \(4,\)\)"):
+        fn(leaf((2, 3)), leaf(4))
+    with pytest.raises(ValueError, match=rf"^{name}: .*\(input shapes: \(2, 3\), \(3, 2\)\)"):
+        fn(leaf((2, 3)), np.ones((3, 2)))
+
+
+def test_where_mismatch():
+    with pytest.raises(ValueError, match=r"^Where: .*\(4,\), \(2, 3\)"):
+        tg.where(np.ones(4) > 0, leaf((2, 3)), 1.0)
+    with pytest.raises(TypeError, match="condition must be a bool array or tensor"):
+        tg.where(np.ones(3), leaf(3), 1.0)
+
+
+def test_matmul_mismatch_names_both_shapes():
+    with pytest.raises(ValueError, match=r"^MatMul: shapes \(2, 3\) and \(2, 3\) are not aligned"):
+        leaf((2, 3)) @ leaf((2, 3))
+    with pytest.raises(ValueError, match=r"^MatMul: shapes \(3,\) and \(4,\) are not aligned"):
+        leaf(3) @ leaf(4)
+    with pytest.raises(ValueError, match=r"^MatMul: .*\(input shapes: \(2, 2, 3\), \(3, 3, 1\)\)"):
+        leaf((2, 2, 3)) @ leaf((3, 3, 1))
+    with pytest.raises(ValueError, match=r"^MatMul: both operands need at least 1 dimension"):
+        leaf(()) @ leaf(3)
+    with pytest.raises(ValueError, match=r"^MatMul: both operands need at least 1 dimension"):
+        leaf(3) @ 2.0
+
+
+def test_other_shape_errors_name_the_op():
+    x = leaf((2, 3))
+    with pytest.raises(ValueError, match=r"^Concatenate: .*\(input shapes: \(2, 3\), \(3, 3\)\)"):
+        tg.concatenate([x, leaf((3, 3))], axis=1)
+    with pytest.raises(ValueError, match=r"^Stack: .*\(input shapes: \(2, 3\), \(3, 3\)\)"):
+        tg.stack([x, leaf((3, 3))])
+    with pytest.raises(ValueError, match=r"^Reshape: cannot reshape array of size 6"):
+        x.reshape(4, 2)
+    with pytest.raises(ValueError, match=r"^BroadcastTo: .*\(input shapes: \(2, 3\)\)"):
+        x.broadcast_to((3, 3))
+    with pytest.raises(IndexError, match=r"^GetItem: index 5 is out of bounds"):
+        x[5]
+    with pytest.raises(
+        ValueError, match=r"^Sum: axis 2 is out of bounds for a tensor of dimension"
+    ):
+        x.sum(axis=2)
+    with pytest.raises(ValueError, match=r"^Max: repeated axis"):
+        x.max(axis=(0, 0))
+    with pytest.raises(TypeError, match=r"^Mean: axis must be an int or a tuple of ints"):
+        x.mean(axis=1.5)
+    with pytest.raises(ValueError, match="not a permutation"):
+        x.transpose(0, 0)
+    with pytest.raises(ValueError, match="axis 0 has size 2, not 1"):
+        x.squeeze(0)
+    with pytest.raises(ValueError, match="no degrees of freedom"):
+        x.var(axis=0, ddof=2)
+    with pytest.raises(ValueError, match=r"^less: .*\(shapes \(2, 3\) and \(4,\)\)"):
+        _ = x < np.ones(4)
+    with pytest.raises(ValueError, match="give at least one of min and max"):
+        x.clip()
+
+
+def test_backward_errors_do_not_corrupt_later_use():
+    x = leaf((2, 3))
+    with pytest.raises(ValueError):
+        x + leaf(4)
+    (x * 2).sum().backward()
+    assert_close(x.grad, np.full((2, 3), 2.0))
+
+
+# ---------------------------------------------------------------------------- operand types
+
+
+@pytest.mark.parametrize("other", ["a", None, {}, object(), 1 + 2j])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda a, b: a + b,
+        lambda a, b: b + a,
+        lambda a, b: a - b,
+        lambda a, b: a / b,
+        lambda a, b: b / a,
+        lambda a, b: a**b,
+        lambda a, b: a @ b,
+        lambda a, b: a < b,
+    ],
+)
+def test_unsupported_operand_types_raise_type_error(fn, other):
+    with pytest.raises(TypeError):
+        fn(leaf(3), other)
+
+
+def test_unsupported_operand_type_message():
+    with pytest.raises(
+        TypeError, match=r"unsupported operand type\(s\) for \+: 'Tensor' and 'NoneType'"
+    ):
+        leaf(3) + None
+    with pytest.raises(TypeError, match="unsupported data of dtype <U1"):
+        leaf(1) + np.array(["a"])
+    with pytest.raises(TypeError, match="expected a list or tuple of tensors, got Tensor"):
+        tg.concatenate(leaf(3))
+
+
+# ---------------------------------------------------------------------------- numpy interop
+
+
+def test_numpy_ufuncs_route_through_our_ops():
+    x = Tensor(np.array([0.5, 1.0, 2.0]), dtype=np.float64, requires_grad=True)
+    for out, grad in [
+        (np.exp(x), np.exp(x.data)),
+        (np.log(x), 1 / x.data),
+        (np.sqrt(x), 0.5 / np.sqrt(x.data)),
+        (np.tanh(x), 1 - np.tanh(x.data) ** 2),
+        (np.negative(x), -np.ones(3)),
+        (np.add(np.ones(3), x), np.ones(3)),
+        (np.ones(3) * x, np.ones(3)),
+        (np.full(3, 2.0) - x, -np.ones(3)),
+        (np.full(3, 2.0) / x, -2 / x.data**2),
+        (np.maximum(x, 0.75), np.array([0.0, 1.0, 1.0])),
+        (np.power(x, 2), 2 * x.data),
+    ]:
+        assert isinstance(out, Tensor) and out.grad_fn is not None
+        x.grad = None
+        out.sum().backward()
+        assert_close(x.grad, grad)
+
+
+def test_numpy_functions_route_through_our_ops():
+    x = Tensor(np.arange(6.0).reshape(2, 3), dtype=np.float64, requires_grad=True)
+    out = np.sum(x, axis=0)
+    assert isinstance(out, Tensor) and out.shape == (3,) and out.grad_fn.name == "Sum"
+    for fn in [
+        lambda t: np.sum(t, axis=0),
+        lambda t: np.mean(t, axis=1, keepdims=True),
+        lambda t: np.max(t),
+        lambda t: np.var(t, axis=0, ddof=1),
+        lambda t: np.reshape(t, (3, 2)),
+        lambda t: np.transpose(t),
+        lambda t: np.clip(t, 0.5, 4.5),
+        lambda t: np.expand_dims(t, 0),
+        lambda t: np.concatenate([t, t], axis=1),
+        lambda t: np.stack([t, t * 2]),
+        lambda t: np.matmul(t, np.ones((3, 2))),
+        lambda t: np.ones((4, 2)) @ t,
+    ]:
+        assert isinstance(fn(x), Tensor)
+        assert_gradcheck(fn, x)
+    assert np.shape(x) == (2, 3) and np.ndim(x) == 2 and np.size(x) == 6
+
+
+@pytest.mark.parametrize(
+    "fn, name",
+    [
+        (np.sin, "numpy.sin"),
+        (np.cos, "numpy.cos"),
+        (np.cumsum, "numpy.cumsum"),
+        (np.sort, "numpy.sort"),
+        (lambda t: np.dot(t, t), "numpy.dot"),
+        (lambda t: np.add.reduce(t), r"numpy.add.reduce"),
+        (lambda t: np.exp(t, out=np.empty(3)), "numpy.exp"),
+    ],
+)
+def test_other_numpy_functions_raise_type_error_pointing_to_the_method(fn, name):
+    x = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(TypeError, match=rf"{name} cannot be applied to a Tensor.*use the Tensor"):
+        fn(x)
+
+
+def test_np_asarray_of_a_tensor_that_requires_grad_is_refused():
+    x = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(
+        TypeError, match=r"requires grad cannot be turned into a numpy array.*detach"
+    ):
+        np.asarray(x)
+    with pytest.raises(TypeError, match="requires grad cannot be turned into a numpy array"):
+        np.array(x * 2)
+    assert np.asarray(x.detach()) is x.data
+    assert x.numpy() is x.data
+
+
+def test_item_assignment_into_a_tensor_that_requires_grad_is_refused():
+    x = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(
+        RuntimeError, match="item assignment into a tensor that is part of a computation graph"
+    ):
+        x[0] = 5.0
+    y = x * 2
+    with pytest.raises(RuntimeError, match="item assignment.*would corrupt its gradients"):
+        y[1:] = 0.0
+    assert_close(x, np.ones(3, np.float32))
+    with tg.no_grad():
+        z = x * 2  # not in any graph: assignment is fine
+    z[0] = 7.0
+    assert z.tolist() == [7.0, 2.0, 2.0]
+
+
+def test_assigning_a_tensor_that_requires_grad_is_refused():
+    t = Tensor(np.zeros(3))
+    x = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(RuntimeError, match="would drop its gradient silently"):
+        t[0] = x[1]
+    t[0] = x[1].detach()
+    assert t.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_item_on_a_larger_tensor():
+    with pytest.raises(ValueError, match=r"only one-element tensors .* shape \(2, 3\)"):
+        leaf((2, 3)).item()

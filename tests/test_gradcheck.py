@@ -1,0 +1,208 @@
+"""gradcheck itself: it passes correct ops, catches wrong ones, and explains what it found."""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+import tinygrad_nn as tg
+from tinygrad_nn import Function, GradcheckError, Tensor, gradcheck, numerical_grad
+from tinygrad_nn.gradcheck import GradcheckWarning
+from tinygrad_nn.testing import assert_close, assert_gradcheck, shapes, tensors
+
+
+def leaf(values, dtype=np.float64):
+    return Tensor(np.asarray(values, dtype=dtype), dtype=dtype, requires_grad=True)
+
+
+class WrongSquare(Function):
+    """y = a², with a backward that forgets the factor 2 on purpose."""
+
+    def forward(self, a):
+        self.save_for_backward(a)
+        return a * a
+
+    def backward(self, g):
+        (a,) = self.saved_tensors
+        return a * g
+
+
+class WrongSecondInput(Function):
+    """y = a·b with dL/db off by 1% (dL/da is right)."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a * b
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        return g * b, g * a * 1.01
+
+
+def test_returns_true_on_correct_ops():
+    x, w = leaf(np.random.default_rng(0).standard_normal((3, 4))), leaf(np.ones((4, 2)))
+    assert gradcheck(lambda a, b: (a @ b).tanh(), x, w) is True
+    assert gradcheck(lambda a: a.exp().sum(), x) is True
+
+
+def test_wrong_backward_raises_a_report_naming_everything():
+    x = leaf([[1.0, 2.0], [3.0, -4.0]])
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(lambda t: WrongSquare.apply(t).sum(), x)
+    msg = str(info.value)
+    assert "input 0" in msg and "shape (2, 2)" in msg
+    assert re.search(r"at index \(\d, \d\)", msg)
+    assert "analytic (backward)" in msg and "numeric (central differences" in msg
+    assert "absolute error" in msg and "relative error" in msg
+    assert "atol + rtol*|numeric|" in msg
+    # the worst element is a = -4: analytic -4, numeric -8
+    assert "at index (1, 1)" in msg
+    assert re.search(r"analytic \(backward\):\s+-4\.0", msg)
+    assert re.search(r"numeric .*:\s+-(8\.0|7\.99)", msg)
+
+
+def test_the_report_names_the_wrong_input():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    with pytest.raises(GradcheckError, match=r"for input 1 \(shape \(2,\)\)"):
+        gradcheck(WrongSecondInput.apply, a, b)
+    b.requires_grad = False
+    assert gradcheck(WrongSecondInput.apply, a, b)  # input 1 is not checked
+
+
+def test_gradcheck_error_is_an_assertion_error():
+    assert issubclass(GradcheckError, AssertionError)
+    with pytest.raises(AssertionError, match="gradcheck failed for input 0"):
+        assert_gradcheck(WrongSquare.apply, leaf([1.0, 2.0]))
+
+
+def test_float32_inputs_are_promoted():
+    x = Tensor(np.linspace(-2, 2, 7, dtype=np.float32), requires_grad=True)
+    assert x.dtype == np.float32
+    assert gradcheck(lambda t: (t * t).tanh() / 3, x)  # default tolerances
+    assert gradcheck(lambda t: t.sigmoid().log(), x)
+    assert x.dtype == np.float32 and x.grad is None  # the caller's tensor is untouched
+    with pytest.raises(GradcheckError):
+        gradcheck(WrongSquare.apply, x)
+
+
+def test_kink_gives_a_warning_not_a_failure():
+    x = leaf([-1.0, 0.0, 2.0])
+    with pytest.warns(GradcheckWarning, match=r"kink at 1 element\(s\) \(first at index \(1,\)\)"):
+        assert gradcheck(lambda t: t.relu(), x)
+    with pytest.warns(GradcheckWarning, match="kink"):
+        assert gradcheck(lambda t: t.clip(0.0, 1.0).sum(), x)
+    # where the central difference happens to equal the analytic value (abs at 0 gives 0 on
+    # both sides, a tie in max gives ½ on both) there is nothing to report
+    assert gradcheck(lambda t: t.abs().sum(), x)
+    assert gradcheck(lambda t: t.max(), leaf([1.0, 3.0, 3.0]))
+
+
+def test_assert_gradcheck_fails_on_kinks_unless_allowed():
+    x = leaf([0.0, 1.0])
+    with pytest.raises(AssertionError, match="kink.*avoid="):
+        assert_gradcheck(lambda t: t.relu(), x)
+    with pytest.warns(GradcheckWarning):
+        assert_gradcheck(lambda t: t.relu(), x, allow_kinks=True)
+
+
+def test_a_wrong_value_at_a_kink_still_fails():
+    class WrongReLU(Function):
+        def forward(self, a):
+            return np.maximum(a, 0)
+
+        def backward(self, g):
+            return g * 5.0  # no one-sided derivative of relu is 5
+
+    with pytest.raises(GradcheckError, match="kink here .* lies outside both"):
+        gradcheck(WrongReLU.apply, leaf([0.0, 1.0]))
+
+
+def test_no_warning_away_from_kinks():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert gradcheck(lambda t: t.relu() + t.abs(), leaf([-1.0, 0.5, 2.0]))
+
+
+def test_projection_path_on_large_inputs():
+    rng = np.random.default_rng(0)
+    x = leaf(rng.standard_normal((100, 100)))
+    w = leaf(rng.standard_normal((100, 3)))
+    assert gradcheck(lambda a, b: (a @ b).tanh(), x, w)
+    assert gradcheck(lambda a: (a * a).sum(), x)
+    with pytest.raises(GradcheckError, match=r"input 0 \(shape \(100, 100\)\) of the projection"):
+        gradcheck(WrongSquare.apply, x)
+    with pytest.raises(GradcheckError, match="projection"):
+        gradcheck(lambda a: WrongSquare.apply(a).sum(), x)
+
+
+def test_random_vjp_path_on_medium_inputs():
+    x = leaf(np.random.default_rng(1).standard_normal((20, 30)))  # J is 600 × 600
+    assert gradcheck(lambda a: a.tanh() * 2, x)
+    with pytest.raises(GradcheckError, match="of vᵀJ for a random v"):
+        gradcheck(WrongSquare.apply, x)
+
+
+def test_full_jacobian_path_reports_the_output_element():
+    x = leaf([1.0, 2.0])
+    with pytest.raises(GradcheckError, match=r"of output element \(0,\)"):
+        gradcheck(WrongSquare.apply, x)
+
+
+def test_tolerances_are_respected():
+    # WrongSecondInput is off by exactly 1%: rtol 2% accepts it, the default 0.1% does not
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    assert gradcheck(WrongSecondInput.apply, a, b, rtol=2e-2)
+    with pytest.raises(GradcheckError, match=r"= 1e-05 \+ 0\.001\*"):
+        gradcheck(WrongSecondInput.apply, a, b)
+
+
+def test_inputs_without_grad_and_constants_are_allowed():
+    x, c = leaf([1.0, 2.0]), Tensor([3.0, 4.0], dtype=np.float64)
+    assert gradcheck(lambda a, k, s: a * k + s, x, c, 2.0)
+    with pytest.raises(ValueError, match="no input requires grad"):
+        gradcheck(lambda a: a * 2, c)
+
+
+def test_fn_must_return_a_float_tensor():
+    with pytest.raises(TypeError, match="must return a Tensor"):
+        gradcheck(lambda a: a.data, leaf([1.0]))
+    with pytest.raises(TypeError, match="float tensor"):
+        gradcheck(lambda a: a > 0, leaf([1.0]))
+
+
+def test_numerical_grad_agrees_with_a_hand_derivative():
+    x = leaf([0.5, -1.0, 2.0])
+    (g,) = numerical_grad(lambda t: (t * t * t).sum(), x)
+    assert_close(g, 3 * x.data**2, rtol=1e-6, atol=1e-8)
+    a, b = leaf([[1.0, 2.0]]), leaf([[3.0], [4.0]])
+    ga, gb = numerical_grad(lambda p, q: p @ q, a, b)
+    assert_close(ga, b.data.T, rtol=1e-6, atol=1e-8)
+    assert_close(gb, a.data.T, rtol=1e-6, atol=1e-8)
+    v = np.array([[2.0]])
+    ga, _ = numerical_grad(lambda p, q: p @ q, a, b, grad_output=v)
+    assert_close(ga, 2 * b.data.T, rtol=1e-6, atol=1e-8)
+    assert numerical_grad(lambda p, q: p * q, x, Tensor([1.0, 1.0, 1.0]))[1] is None
+
+
+def test_numerical_grad_is_float64_for_float32_inputs():
+    x = Tensor(np.array([0.1, 0.2], dtype=np.float32), requires_grad=True)
+    (g,) = numerical_grad(lambda t: t.exp().sum(), x)
+    assert g.dtype == np.float64
+    assert_close(g, np.exp(x.data.astype(np.float64)), rtol=1e-7, atol=1e-9)
+
+
+@given(tensors(shape=shapes(), dtype=np.float32, domain="positive"))
+def test_gradcheck_with_testing_strategies(x):
+    assert_gradcheck(lambda t: t.log() * t.sqrt(), x)
+
+
+def test_import_tinygrad_nn_does_not_import_hypothesis():
+    import subprocess
+    import sys
+
+    code = "import sys, tinygrad_nn; print('hypothesis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert tg.__name__ == "tinygrad_nn"

@@ -1,0 +1,332 @@
+"""``Optimizer``: parameter groups, per-parameter state, ``zero_grad``/``step`` and checkpoints.
+
+Each subclass writes one method, ``_step_group(group)``, that updates the arrays ``p.data`` of a
+group in place from their ``p.grad``, outside the graph. State (momentum buffers, moment
+estimates, step counts) lives in ``optimizer.state[p]``; scratch arrays that hold nothing
+between steps live apart, so that a step allocates nothing once they exist.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable, Mapping
+from numbers import Real
+from typing import Any
+
+import numpy as np
+
+from ..autograd import enable_grad
+from ..tensor import Tensor
+
+__all__ = ["Optimizer", "OptimizerStateError"]
+
+
+class OptimizerStateError(ValueError):
+    """``load_state_dict`` got a state dict that does not fit this optimizer (all misfits named)."""
+
+
+def check_number(
+    owner: str,
+    name: str,
+    value: Any,
+    low: float = 0.0,
+    high: float = math.inf,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a Python float, or a ValueError naming it unless ``low <= value <= high``
+    (``< high`` with ``high_open``). Python floats keep float32 arrays float32 (NEP 50)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{owner}: {name} must be a number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    ok = math.isfinite(v) and low <= v and (v < high if high_open else v <= high)
+    if not ok:
+        bound = (
+            f"in [{low}, {high})"
+            if high_open
+            else (f">= {low}" if high == math.inf else f"in [{low}, {high}]")
+        )
+        raise ValueError(f"{owner}: invalid {name}={value!r}; it must be a finite number {bound}")
+    return v
+
+
+class Optimizer:
+    """Base of the optimizers: holds ``param_groups`` and ``state``.
+
+    ``params`` is an iterable of parameters (e.g. ``model.parameters()``) or a list of dicts, one
+    per group, ``{"params": [...], "lr": 0.01, ...}``; options a group leaves out come from
+    ``defaults``. A parameter may appear only once across all groups.
+    """
+
+    def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[Tensor, dict[str, Any]] = {}
+        self._scratch: dict[Tensor, list[np.ndarray]] = {}
+        name = type(self).__name__
+        if isinstance(params, Tensor):
+            raise TypeError(
+                f"{name}: params must be an iterable of Parameters or of param-group dicts, "
+                f"got a single Tensor; wrap it in a list: {name}([w], ...)"
+            )
+        if isinstance(params, Mapping):
+            raise TypeError(
+                f"{name}: params must be an iterable of Parameters or a list of param-group "
+                f"dicts, got a single dict; wrap it in a list: {name}([group], ...)"
+            )
+        if hasattr(params, "parameters") and callable(params.parameters):
+            raise TypeError(
+                f"{name}: got a {type(params).__name__}; pass its parameters: "
+                f"{name}(model.parameters(), ...)"
+            )
+        try:
+            items = list(params)
+        except TypeError:
+            raise TypeError(
+                f"{name}: params must be an iterable of Parameters or of param-group dicts, "
+                f"got {type(params).__name__}"
+            ) from None
+        if not items:
+            raise ValueError(f"{name}: got an empty parameter list; nothing to optimize")
+        if all(isinstance(g, Mapping) for g in items):
+            groups = [dict(g) for g in items]
+        elif any(isinstance(g, Mapping) for g in items):
+            raise TypeError(f"{name}: params mixes param-group dicts and parameters; use one kind")
+        else:
+            groups = [{"params": items}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, param_group: Mapping[str, Any]) -> None:
+        """Add a group ``{"params": [...], option: value, ...}``; missing options take the
+        defaults. Useful to start training layers that were frozen."""
+        name = type(self).__name__
+        index = len(self.param_groups)
+        if not isinstance(param_group, Mapping):
+            raise TypeError(
+                f"{name}: a param group must be a dict, got {type(param_group).__name__}"
+            )
+        group = dict(param_group)
+        if "params" not in group:
+            raise ValueError(f"{name}: param group {index} has no 'params' entry")
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        if not params:
+            raise ValueError(f"{name}: param group {index} has an empty parameter list")
+        seen = {id(p): i for i, g in enumerate(self.param_groups) for p in g["params"]}
+        for j, p in enumerate(params):
+            where = f"param group {index}, parameter {j}"
+            if not isinstance(p, Tensor):
+                raise TypeError(
+                    f"{name}: {where} is a {type(p).__name__}, not a Parameter; an optimizer "
+                    "updates Parameters (Tensors), e.g. those of model.parameters()"
+                )
+            if p.dtype.kind != "f":
+                raise TypeError(
+                    f"{name}: {where} has dtype {p.dtype}; only floating-point tensors can be "
+                    "optimized"
+                )
+            if not p.is_leaf:
+                raise ValueError(
+                    f"{name}: {where} was computed by an op (it is not a leaf); optimize the "
+                    "leaves (Parameters) it was computed from"
+                )
+            if id(p) in seen:
+                other = seen[id(p)]
+                place = "twice in this group" if other == index else f"also in param group {other}"
+                raise ValueError(
+                    f"{name}: {where} appears {place}; each parameter may be in one "
+                    "group only, once"
+                )
+            seen[id(p)] = index
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        group["params"] = params
+        self._check_group(group, index)
+        self.param_groups.append(group)
+
+    def _check_group(self, group: dict[str, Any], index: int) -> None:
+        """Validate (and normalise, e.g. to Python floats) a group's options in place."""
+
+    # ------------------------------------------------------------------ steps
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (set ``.grad`` to None)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient (those whose ``.grad`` is None are
+        skipped). ``closure``, if given, recomputes the loss (calling backward) and is returned."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._step_group(group)
+        return loss
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} has no _step_group()")
+
+    def _buffers(self, p: Tensor, n: int) -> list[np.ndarray]:
+        """``n`` scratch arrays shaped like ``p``, made once and reused at every step."""
+        bufs = self._scratch.get(p)
+        if bufs is None or len(bufs) < n:
+            bufs = (bufs or []) + [np.empty_like(p.data) for _ in range(n - len(bufs or []))]
+            self._scratch[p] = bufs
+        return bufs
+
+    @staticmethod
+    def _grad(p: Tensor) -> np.ndarray | None:
+        g = p.grad
+        if g is not None and g.shape != p.data.shape:
+            raise ValueError(
+                f"optimizer step: a parameter of shape {p.data.shape} has a gradient of shape "
+                f"{g.shape}"
+            )
+        return g
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state_keys(self, group: Mapping[str, Any]) -> tuple[str, ...]:
+        """The entries a parameter's state has once it has been stepped, with these options."""
+        return ()
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"state": {index: {name: value}}, "param_groups": [{option: value, "params":
+        [index, ...]}]}``; parameters are numbered across groups in order, arrays are copies."""
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            g = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+            g["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
+            groups.append(g)
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                s = self.state.get(p)
+                if s:
+                    state[index[id(p)]] = {
+                        k: (v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v))
+                        for k, v in s.items()
+                    }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore options and state saved by :meth:`state_dict` (e.g. after ``tg.load``).
+
+        The groups must have as many parameters as here, and each state array the shape of its
+        parameter; every misfit is named in one :class:`OptimizerStateError` and nothing changes
+        unless everything fits. Arrays are copied (cast to the parameter's dtype).
+        """
+        name = type(self).__name__
+        if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
+            raise OptimizerStateError(
+                f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' "
+                f"(from optimizer.state_dict()), got {_describe(state_dict)}"
+            )
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        problems: list[str] = []
+        if not isinstance(saved_groups, (list, tuple)) or not all(
+            isinstance(g, Mapping) and isinstance(g.get("params"), (list, tuple))
+            for g in saved_groups
+        ):
+            raise OptimizerStateError(
+                f"{name}.load_state_dict: 'param_groups' must be a list "
+                "of dicts each with a 'params' list"
+            )
+        if not isinstance(saved_state, Mapping):
+            raise OptimizerStateError(f"{name}.load_state_dict: 'state' must be a dict")
+        if len(saved_groups) != len(self.param_groups):
+            raise OptimizerStateError(
+                f"{name}.load_state_dict: the state dict has {len(saved_groups)} param groups, "
+                f"this optimizer {len(self.param_groups)}"
+            )
+        by_id: dict[Any, tuple[Tensor, dict[str, Any]]] = {}
+        new_groups = []
+        for i, (mine, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            if len(saved["params"]) != len(mine["params"]):
+                problems.append(
+                    f"param group {i} has {len(saved['params'])} parameters in the "
+                    f"state dict, {len(mine['params'])} here"
+                )
+            group = {**mine, **{k: copy.deepcopy(v) for k, v in saved.items() if k != "params"}}
+            group["params"] = mine["params"]
+            try:
+                self._check_group(group, i)
+            except (TypeError, ValueError) as e:
+                problems.append(f"param group {i}: {e}")
+            new_groups.append(group)
+            for saved_id, p in zip(saved["params"], mine["params"]):
+                by_id[_index(saved_id)] = (p, group)
+        new_state: dict[Tensor, dict[str, Any]] = {}
+        for key, entry in saved_state.items():
+            k = _index(key)
+            if k not in by_id:
+                problems.append(f"state for parameter {key!r}, which no param group lists")
+                continue
+            if not isinstance(entry, Mapping):
+                problems.append(f"state of parameter {k} is a {type(entry).__name__}, not a dict")
+                continue
+            p, group = by_id[k]
+            expected = set(self._state_keys(group))
+            missing, unexpected = sorted(expected - set(entry)), sorted(set(entry) - expected)
+            if missing or unexpected:
+                what = [f"missing {', '.join(map(repr, missing))}"] if missing else []
+                what += [f"unexpected {', '.join(map(repr, unexpected))}"] if unexpected else []
+                problems.append(
+                    f"state of parameter {k}: {'; '.join(what)} (is it the state of "
+                    f"another optimizer, or of other options?)"
+                )
+                continue
+            s = {}
+            for sk, v in entry.items():
+                if sk == "step":
+                    if isinstance(v, np.ndarray) and v.ndim == 0:
+                        v = v.item()
+                    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                        problems.append(
+                            f"state of parameter {k}: 'step' must be an int >= 0, got {v!r}"
+                        )
+                    s[sk] = int(v) if isinstance(v, (int, np.integer)) else v
+                    continue
+                arr = v.data if isinstance(v, Tensor) else v
+                if not isinstance(arr, np.ndarray) or arr.shape != p.shape:
+                    got = f"shape {arr.shape}" if isinstance(arr, np.ndarray) else _describe(arr)
+                    problems.append(
+                        f"state of parameter {k}: {sk!r} has {got}, the parameter "
+                        f"has shape {p.shape}"
+                    )
+                    continue
+                s[sk] = arr.astype(p.dtype, copy=True)
+            new_state[p] = s
+        if problems:
+            raise OptimizerStateError(
+                f"{name}.load_state_dict: the state dict does not fit:\n  " + "\n  ".join(problems)
+            )
+        for mine, group in zip(self.param_groups, new_groups):
+            mine.clear()
+            mine.update(group)
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"  group {i}: {len(group['params'])} parameters")
+            lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
+        return "\n".join(lines + [")"])
+
+
+def _index(key: Any) -> Any:
+    """A parameter index as saved (an int, or its decimal string after a trip through JSON);
+    anything else becomes its repr, which matches no parameter."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return int(key)
+    if isinstance(key, str) and key.isdigit():
+        return int(key)
+    return repr(key)
+
+
+def _describe(value: Any) -> str:
+    return f"a {type(value).__name__}"
