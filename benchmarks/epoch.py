@@ -83,8 +83,8 @@ def epoch_data(x: np.ndarray, y: np.ndarray, images: int, seed: int = 0):
 
 
 def runners(init: list[np.ndarray], xs: np.ndarray, ys: np.ndarray, pairs) -> dict:
-    """Name → a function that trains one epoch over the data from ``init``, and returns the
-    accuracy-free final weights (only the time matters here)."""
+    """Name → a function that trains one epoch over the data from ``init`` and returns the
+    trained weights (only the time is reported)."""
     n, lr = len(xs), NIELSEN.lr
 
     def run_floor():

@@ -140,6 +140,34 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def source_state() -> str:
+    """The commit of the checkout that tinygrad_nn is imported from, and whether its files have
+    uncommitted changes (read-only git queries; "unknown" outside a git checkout)."""
+    import subprocess
+
+    import tinygrad_nn
+
+    where = os.path.dirname(os.path.dirname(os.path.abspath(tinygrad_nn.__file__)))
+    try:
+        head = subprocess.run(
+            ["git", "-C", where, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", where, "status", "--porcelain", "--", "tinygrad_nn"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"commit {head}" + (" with uncommitted changes in tinygrad_nn/" if dirty else "")
+
+
 def machine_info(versions: dict[str, str], blas_env_note: str) -> dict:
     import tinygrad_nn
 
@@ -151,6 +179,7 @@ def machine_info(versions: dict[str, str], blas_env_note: str) -> dict:
         "platform": platform.platform(),
         "numpy": np.__version__,
         "tinygrad_nn": tinygrad_nn.__version__,
+        "tinygrad_nn_source": source_state(),
         **versions,
         "blas": blas_info(),
         "openblas_env": blas_env_note,

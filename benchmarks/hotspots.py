@@ -45,7 +45,7 @@ def _where(func: tuple) -> str:
     return f"{name} ({short}:{line})"
 
 
-def cprofile_table(fn, calls: int) -> list[str]:
+def cprofile_table(fn, calls: int, unit: str) -> list[str]:
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(calls):
@@ -55,7 +55,7 @@ def cprofile_table(fn, calls: int) -> list[str]:
     total = stats.total_tt
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:TOP]
     lines = [
-        "| function | self % | cumulative % | calls per step |",
+        f"| function | self % | cumulative % | calls per {unit} |",
         "| --- | ---: | ---: | ---: |",
     ]
     for func, (_cc, nc, tt, ct, _callers) in rows:
@@ -98,7 +98,7 @@ def report(quick: bool = False) -> str:
         "",
         f"## 784-30-10 Nielsen step, batch 10 ({n_steps} steps)",
         "",
-        *cprofile_table(step, n_steps),
+        *cprofile_table(step, n_steps, "step"),
         "",
         "pyinstrument (sampling):",
         "",
@@ -106,7 +106,7 @@ def report(quick: bool = False) -> str:
         "",
         f"## Per-op chain: 1,000 × (`y * 1.0001`, `y + 0.001`) and backward ({n_chains} chains)",
         "",
-        *cprofile_table(chain, n_chains),
+        *cprofile_table(chain, n_chains, "chain"),
         "",
         "pyinstrument (sampling):",
         "",

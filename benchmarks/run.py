@@ -223,6 +223,19 @@ def memory(builders, x, y, cfg: dict) -> dict:
 
 
 def memory_child(name: str, net_key: str, steps: int) -> None:
+    """In a fresh process: first train a tiny copy of the network a few steps, so that the
+    framework's imports and lazily loaded code are in place (they are not part of training
+    this network), then measure the RSS high-water growth of building it and training."""
+    import dataclasses
+
+    net = W.NETS[net_key]
+    tiny = dataclasses.replace(net, sizes=(8,) * (len(net.sizes) - 1) + (10,))
+    rng = np.random.default_rng(0)
+    pool = W.make_batches(rng.random((4, 8), dtype=np.float32), rng.integers(0, 10, 4), 2, 2)
+    trainer = contenders.available()[name](tiny, W.initial_params(tiny), pool)
+    for _ in range(3):
+        trainer.step()
+    del trainer
     harness.set_threads(1)
     x, y, _ = W.load_mnist_train()
     x, y = x[: 4 * MEMORY_BATCH].copy(), y[: 4 * MEMORY_BATCH].copy()

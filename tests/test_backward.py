@@ -326,6 +326,34 @@ def test_grad_mode_is_per_thread():
     assert y.requires_grad
 
 
+def test_one_no_grad_object_shared_by_two_threads():
+    shared = tg.no_grad()
+    a_inside, b_inside, a_left = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with shared:
+            a_inside.set()
+            b_inside.wait(5)
+        seen["a after its block"] = tg.is_grad_enabled()
+        a_left.set()
+
+    def b():
+        a_inside.wait(5)
+        with tg.no_grad():
+            with shared:
+                b_inside.set()
+                a_left.wait(5)
+            seen["b still in its outer no_grad"] = tg.is_grad_enabled()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"a after its block": True, "b still in its outer no_grad": False}
+
+
 def test_a_new_thread_starts_with_grad_enabled():
     seen = []
     with tg.no_grad():

@@ -5,7 +5,7 @@ Blocks of one page run in order in one namespace (a later block uses the names o
 one); each page gets a fresh namespace and a fresh temporary working directory. A block right
 after the comment ``<!-- no-test -->`` is shown, not run (PyTorch or Keras code, for instance).
 Pages that load MNIST run with ``TINYGRAD_NN_DATA`` pointing at the shared copy and are skipped
-when it is absent.
+when it is absent; pages that render a graph are skipped without Graphviz's ``dot``.
 """
 
 from __future__ import annotations
@@ -53,16 +53,22 @@ def code_blocks(text: str) -> list[tuple[int, str, bool]]:
             i += 1
         i += 1  # the closing fence
         if lang == "python":
-            code = textwrap.dedent("\n".join(line[len(indent) :] if line.startswith(indent)
-                                             else line for line in body))
+            code = textwrap.dedent(
+                "\n".join(line[len(indent) :] if line.startswith(indent) else line for line in body)
+            )
             blocks.append((start + 1, code, previous == NO_TEST))
         previous = ""
     return blocks
 
 
 def pages() -> list[Path]:
+    """README.md and the docs pages that have code to run."""
     found = sorted(p for p in DOCS.rglob("*.md") if "scripts" not in p.parts)
-    return [ROOT / "README.md", *found]
+    return [
+        p
+        for p in [ROOT / "README.md", *found]
+        if any(not skipped for _, _, skipped in code_blocks(p.read_text(encoding="utf-8")))
+    ]
 
 
 def _page_id(p: Path) -> str:
@@ -81,10 +87,10 @@ def fresh_dir(tmp_path, monkeypatch):
 def test_page_runs(page: Path, fresh_dir: Path) -> None:
     text = page.read_text(encoding="utf-8")
     blocks = [b for b in code_blocks(text) if not b[2]]
-    if not blocks:
-        pytest.skip("no code to run")
     if "load_mnist" in text and not (MNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"MNIST is not at {MNIST}")
+    if "render(" in text and shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,27 +110,32 @@ def test_page_runs(page: Path, fresh_dir: Path) -> None:
 
 
 def test_code_blocks_parser() -> None:
-    text = "\n".join([
-        "intro",
-        "```python",
-        "a = 1",
-        "```",
-        "<!-- no-test -->",
-        "",
-        "```python",
-        "import torch",
-        "```",
-        "=== \"tab\"",
-        "",
-        "    ```python",
-        "    b = a + 1",
-        "    ```",
-        "```bash",
-        "ls",
-        "```",
-    ])
-    assert code_blocks(text) == [(2, "a = 1", False), (7, "import torch", True),
-                                 (12, "b = a + 1", False)]
+    text = "\n".join(
+        [
+            "intro",
+            "```python",
+            "a = 1",
+            "```",
+            "<!-- no-test -->",
+            "",
+            "```python",
+            "import torch",
+            "```",
+            '=== "tab"',
+            "",
+            "    ```python",
+            "    b = a + 1",
+            "    ```",
+            "```bash",
+            "ls",
+            "```",
+        ]
+    )
+    assert code_blocks(text) == [
+        (2, "a = 1", False),
+        (7, "import torch", True),
+        (12, "b = a + 1", False),
+    ]
 
 
 def test_figure_script_runs(tmp_path: Path) -> None:
@@ -132,8 +143,19 @@ def test_figure_script_runs(tmp_path: Path) -> None:
     in docs/images)."""
     pytest.importorskip("matplotlib")
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    subprocess.run([sys.executable, str(DOCS / "scripts/make_figures.py"), "--out", str(tmp_path)],
-                   check=True, env=env, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            str(DOCS / "scripts/make_figures.py"),
+            "--out",
+            str(tmp_path),
+            "--no-mnist",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     for name in ("activations.png", "gradient_descent_lr.png", "cost_curves.png"):
         assert (tmp_path / name).stat().st_size > 1000
         assert (DOCS / "images" / name).stat().st_size < 150_000
@@ -170,15 +192,19 @@ def _public_names() -> list[tuple[str, str, object]]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent)) or shutil.which(
-        "mkdocs"
-    )
+    mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent)) or shutil.which("mkdocs")
     if mkdocs is None:
         pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    r = subprocess.run([mkdocs, "build", "--strict", "-q", "-d", str(out)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [mkdocs, "build", "--strict", "-q", "-d", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, f"mkdocs build --strict failed:\n{r.stdout}\n{r.stderr}"
     return out
 
@@ -194,10 +220,43 @@ def test_every_public_name_is_in_the_reference(site: Path) -> None:
         ids.update(re.findall(r'id="(tinygrad_nn[\w.]*)"', page.read_text(encoding="utf-8")))
     absent = []
     for modname, name, obj in _public_names():
-        where = getattr(obj, "__module__", None) if (inspect.isclass(obj) or callable(obj)) else None
+        where = (
+            getattr(obj, "__module__", None) if (inspect.isclass(obj) or callable(obj)) else None
+        )
         candidates = {f"{modname}.{name}"}
         if where:
             candidates |= {f"{where}.{name}", f"{where}.{getattr(obj, '__name__', name)}"}
         if not candidates & ids and not any(i.endswith(f".{name}") for i in ids):
             absent.append(f"{modname}.{name}")
     assert not absent, f"public names missing from the API reference: {absent}"
+
+
+# Public functions and classes that still lack a docstring. The list may only shrink: a name
+# that gains a docstring must leave it, and a new public name must come with one.
+KNOWN_UNDOCUMENTED = {
+    "tinygrad_nn.nn.functional.identity",
+    "tinygrad_nn.nn.functional.log_softmax",
+    "tinygrad_nn.nn.functional.tanh",
+    "tinygrad_nn.nn.init.constant_",
+    "tinygrad_nn.nn.init.ones_",
+    "tinygrad_nn.nn.init.zeros_",
+    "tinygrad_nn.nn.layers.Identity",
+    "tinygrad_nn.nn.layers.LogSoftmax",
+    "tinygrad_nn.nn.layers.Tanh",
+    "tinygrad_nn.tensor.ones_like",
+    "tinygrad_nn.tensor.zeros_like",
+}
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    undocumented = set()
+    for _, _, obj in _public_names():
+        if (inspect.isclass(obj) or inspect.isfunction(obj)) and not (obj.__doc__ or "").strip():
+            undocumented.add(f"{obj.__module__}.{obj.__qualname__}")
+    assert not undocumented - KNOWN_UNDOCUMENTED, (
+        f"public names without a docstring: {sorted(undocumented - KNOWN_UNDOCUMENTED)}"
+    )
+    assert not KNOWN_UNDOCUMENTED - undocumented, (
+        f"these have a docstring now; remove them from KNOWN_UNDOCUMENTED: "
+        f"{sorted(KNOWN_UNDOCUMENTED - undocumented)}"
+    )

@@ -5,12 +5,23 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 import tinygrad_nn as tg
 from tinygrad_nn import Function, GradcheckError, Tensor, gradcheck, numerical_grad
 from tinygrad_nn.gradcheck import GradcheckWarning
-from tinygrad_nn.testing import assert_close, assert_gradcheck, shapes, tensors
+from tinygrad_nn.testing import (
+    arrays,
+    assert_close,
+    assert_gradcheck,
+    broadcastable_shapes,
+    float_dtypes,
+    shapes,
+    tensor_tuples,
+    tensors,
+)
 
 
 def leaf(values, dtype=np.float64):
@@ -206,3 +217,81 @@ def test_import_tinygrad_nn_does_not_import_hypothesis():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert tg.__name__ == "tinygrad_nn"
+
+
+# ---------------------------------------------------------------------------- tinygrad_nn.testing
+
+
+@given(arrays(shape=shapes(), dtype=float_dtypes(), avoid=(0.0, 1.0), distinct=True))
+def test_arrays_keep_off_the_avoided_points_and_each_other(a):
+    v = a.astype(np.float64).ravel()
+    assert np.all((-3 <= v) & (v <= 3))
+    assert np.all(np.abs(v) >= 0.01 - 1e-6) and np.all(np.abs(v - 1) >= 0.01 - 1e-6)
+    gaps = np.diff(np.sort(v))
+    assert np.all(gaps >= 0.01 - 1e-6)
+
+
+@pytest.mark.parametrize(
+    "domain, low, high",
+    [("positive", 0.01, 3), ("negative", -3, -0.01), ("unit", 0.01, 0.99), ("nonzero", -3, 3)],
+)
+@given(data=st.data())
+def test_domains(data, domain, low, high):
+    v = data.draw(arrays(domain=domain)).ravel()
+    assert np.all((low <= v) & (v <= high))
+    if domain == "nonzero":
+        assert np.all(np.abs(v) >= 0.01)
+
+
+@given(tensors(dtype=float_dtypes(), low=5.0, high=6.0), tensors(shape=(2, 3)))
+def test_tensors_keep_dtype_and_require_grad(x, y):
+    assert x.dtype in (np.float32, np.float64) and x.requires_grad and x.is_leaf
+    assert np.all((5 <= x.data) & (x.data <= 6))
+    assert y.shape == (2, 3) and y.dtype == np.float64
+
+
+@given(broadcastable_shapes(3))
+def test_broadcastable_shapes_broadcast(s):
+    assert len(s) == 3
+    np.broadcast_shapes(*s)
+
+
+@given(broadcastable_shapes(2).flatmap(lambda s: tensor_tuples(s, distinct=True)))
+def test_tensor_tuples_are_jointly_distinct(ab):
+    v = np.concatenate([t.data.ravel() for t in ab])
+    assert len(ab) == 2 and all(t.requires_grad for t in ab)
+    assert np.all(np.diff(np.sort(v)) >= 0.01 - 1e-9)
+
+
+def draw_one(strategy):
+    @settings(max_examples=1, database=None)
+    @given(strategy)
+    def run(_):
+        pass
+
+    run()
+
+
+def test_strategy_arguments_are_checked():
+    with pytest.raises(InvalidArgument, match="unknown domain"):
+        draw_one(arrays(domain="complex"))
+    with pytest.raises(InvalidArgument, match="leaves the 'positive' domain"):
+        draw_one(arrays(domain="positive", low=-1.0))
+    with pytest.raises(InvalidArgument, match="do not fit"):
+        draw_one(arrays(shape=(50,), low=0.0, high=0.1, distinct=True))
+    with pytest.raises(InvalidArgument, match="float dtype"):
+        draw_one(arrays(dtype=np.int64))
+
+
+def test_assert_close():
+    assert_close(Tensor([1.0, 2.0]), np.array([1.0, 2.0 + 1e-7]))
+    assert_close(Tensor([1, 2]), [1, 2])
+    with pytest.raises(AssertionError, match="shapes differ"):
+        assert_close(Tensor([1.0, 2.0]), np.ones((1, 2)))
+    with pytest.raises(AssertionError):
+        assert_close(Tensor([1.0, 2.0]), np.array([1.0, 2.01]))
+    with pytest.raises(AssertionError):
+        assert_close(np.array([1.0]), np.array([1.0 + 1e-6]))  # float64: tighter by default
+    assert_close(np.array([1.0]), np.array([1.0 + 1e-6]), rtol=1e-5)
+    with pytest.raises(AssertionError, match="dtypes differ"):
+        assert_close(Tensor([1.0]), np.array([1.0]), check_dtype=True)

@@ -414,6 +414,8 @@ def test_missing_dot_is_a_clear_error_and_the_source_stays(tmp_path, monkeypatch
         assert hint in msg
     with pytest.raises(GraphvizNotFoundError):
         check_dot()
+    with pytest.raises(GraphvizNotFoundError, match="brew install graphviz"):
+        g.render(tmp_path / "n", format="svg")  # graphviz's own method checks too
     assert not (tmp_path / "n.svg").exists()
     assert "digraph" in g.source
     assert save_dot(g, tmp_path / "n.dot").exists()
@@ -531,6 +533,19 @@ def test_cli_dot_format_and_help(tmp_path):
     assert "Dense 784→30" in source and "0.weight" in source
     help_ = _cli("--help")
     assert help_.returncode == 0 and "--example" in help_.stdout and "--format" in help_.stdout
+
+
+def test_cli_without_dot_fails_clearly_but_writes_html(tmp_path):
+    import os
+
+    env = dict(os.environ, PATH=str(tmp_path))
+    run = [sys.executable, "-m", "tinygrad_nn.viz", "--example", "neuron", "--out"]
+    out = subprocess.run([*run, str(tmp_path / "n.svg")], capture_output=True, text=True, env=env)
+    assert out.returncode == 1 and "apt-get install graphviz" in out.stderr
+    assert not (tmp_path / "n.svg").exists()
+    out = subprocess.run([*run, str(tmp_path / "n.html")], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "MatMul" in (tmp_path / "n.html").read_text(encoding="utf-8")
 
 
 def test_examples_draw():

@@ -5,6 +5,7 @@ from .anomaly import AnomalyError, detect_anomaly
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .capture import capture
 from .gradcheck import GradcheckError, gradcheck, numerical_grad
+from .io import CheckpointError, load, save
 from .random import get_generator, manual_seed
 from .tensor import (
     Tensor,
@@ -25,12 +26,11 @@ from .tensor import (
     zeros_like,
 )
 
-from .io import load, save
-
 __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyError",
+    "CheckpointError",
     "Function",
     "GradcheckError",
     "Tensor",

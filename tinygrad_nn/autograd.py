@@ -17,10 +17,10 @@ This module knows nothing of layers; it builds output tensors through the one co
 from __future__ import annotations
 
 import threading
-from heapq import heappop, heappush
-from itertools import count
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from heapq import heappop, heappush
+from itertools import count
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,7 @@ class _ThreadState(threading.local):
 
     def __init__(self) -> None:
         self.grad_enabled = True
+        self.saved_modes: list[bool] = []  # grad modes to restore, one per open _GradMode
         self.scope: Any = None
         self.hook: Any = None  # anomaly checks or a step capture: on_forward / on_backward
 
@@ -150,9 +151,13 @@ def _op_error(cls: type, err: Exception, args: tuple[Any, ...]) -> Exception:
         str(tuple(a.shape)) if hasattr(a, "shape") else type(a).__name__ for a in args
     )
     msg = str(err)
-    if msg.startswith(f"{cls.__name__}:"):
+    if not msg.startswith(f"{cls.__name__}:"):
+        msg = f"{cls.__name__}: {msg} (input shapes: {shapes})"
+    try:
         return type(err)(msg)
-    return type(err)(f"{cls.__name__}: {msg} (input shapes: {shapes})")
+    except Exception:  # numpy's own subclasses may need other constructor arguments
+        base = next(c for c in (ValueError, TypeError, IndexError) if isinstance(err, c))
+        return base(msg)
 
 
 # ----------------------------------------------------------------------------- grad mode
@@ -163,14 +168,13 @@ class _GradMode:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self._prev: list[bool] = []
 
     def __enter__(self) -> None:
-        self._prev.append(STATE.grad_enabled)
+        STATE.saved_modes.append(STATE.grad_enabled)
         STATE.grad_enabled = self.enabled
 
     def __exit__(self, *exc: object) -> None:
-        STATE.grad_enabled = self._prev.pop()
+        STATE.grad_enabled = STATE.saved_modes.pop()
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         import functools
@@ -285,7 +289,10 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
     else:
         if isinstance(grad, _tensor_type):
             grad = grad.data
-        grad = np.array(grad, dtype=data.dtype, copy=True)
+        given = np.asarray(grad)
+        if given.dtype.kind not in "fiub":  # None would become NaN, strings fail unnamed
+            raise TypeError(f"backward: grad must hold numbers, got dtype {given.dtype}")
+        grad = np.array(given, dtype=data.dtype, copy=True)
         if grad.shape != data.shape:
             raise ValueError(
                 f"backward: grad has shape {grad.shape} but the tensor has shape {data.shape}"

@@ -31,6 +31,7 @@ from .tensor import Tensor, _make, _to_array
 
 __all__ = ["capture", "CapturedStep"]
 
+
 class _Tracer:
     """Observes every op run while the traced function executes (the engine's hook)."""
 
@@ -55,8 +56,12 @@ class _Plan:
     def __init__(self, inputs: list[Tensor], records: list[Any], loss: Tensor) -> None:
         name_of = {id(t): f"i{k}" for k, t in enumerate(inputs)}
         shape_of: dict[str, tuple[int, ...]] = {}
-        env: dict[str, Any] = {"ndarray": np.ndarray, "asarray": np.asarray, "fit": _fit_shape,
-                               "acc_leaf": _accumulate_leaf}
+        env: dict[str, Any] = {
+            "ndarray": np.ndarray,
+            "asarray": np.asarray,
+            "fit": _fit_shape,
+            "acc_leaf": _accumulate_leaf,
+        }
         leaves: dict[int, str] = {}
         fwd = [f"def replay({', '.join(name_of.values())}):"]
         ops = []  # (node, output name, argument names or None for constants)
@@ -100,8 +105,11 @@ class _Plan:
             if out not in reached or not any(node.needs_input_grad):
                 continue
             k = out[1:]
-            block = [f"    if g_{out} is not None:", f"        r = n{k}.backward(g_{out})",
-                     "        if type(r) is not tuple: r = (r,)"]
+            block = [
+                f"    if g_{out} is not None:",
+                f"        r = n{k}.backward(g_{out})",
+                "        if type(r) is not tuple: r = (r,)",
+            ]
             for j, (ref, need) in enumerate(zip(refs, node.needs_input_grad)):
                 if not need or ref is None:
                     continue

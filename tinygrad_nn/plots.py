@@ -300,8 +300,12 @@ def _grid_values(outputs: np.ndarray, grid: Grid) -> tuple[np.ndarray, bool]:
     return out.argmax(axis=1).reshape(grid.xx.shape), False
 
 
-def _draw_boundary(ax: Any, grid: Grid, values: np.ndarray, binary: bool, x: Any, y: Any) -> None:
-    if binary:
+def _draw_boundary(
+    ax: Any, grid: Grid, values: np.ndarray, binary: bool, x: Any, y: Any, shade: bool = True
+) -> None:
+    if not shade:
+        pass
+    elif binary:
         ax.contourf(
             grid.xx, grid.yy, values, levels=np.linspace(0, 1, 21), cmap="RdBu_r", alpha=0.8
         )
@@ -399,21 +403,62 @@ def animate_decision_boundary(
 
     ``snapshots`` are pairs (epochs trained, the model's outputs on ``grid.points``), e.g. the
     ``snapshots`` of a :class:`tinygrad_nn.train.PredictionRecorder` given ``grid.points``.
-    Saved with matplotlib's Pillow writer when ``path`` is given; the last frame is held for a
-    second. Returns the Figure (showing the last frame); ``fig.animation`` is the animation.
+    Each frame shades P(class 1) (or the argmax class) with the boundary P = 0.5 in black; the
+    last frame is held for a second. Saved with matplotlib's Pillow writer when ``path`` is
+    given. Returns the Figure (showing the last frame); ``fig.animation`` is the animation.
     """
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     if not snapshots:
         raise ValueError("animate_decision_boundary: no snapshots")
     frames = [(int(e), *_grid_values(v, grid)) for e, v in snapshots]
-    fig = _figure(figsize=(4.6, 4.3), layout="constrained")
+    binary = frames[0][2]
+    fig = _figure(figsize=(4.6, 4.3))
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.11, top=0.92)
     ax = fig.subplots()
+    # Only the shading, the boundary line and the title change from frame to frame; the axes,
+    # ticks and points are drawn once.
+    _draw_boundary(ax, grid, frames[0][1], binary, x, y, shade=False)
+    extent = (grid.xx.min(), grid.xx.max(), grid.yy.min(), grid.yy.max())
+    if binary:
+        image = ax.imshow(
+            frames[0][1],
+            extent=extent,
+            origin="lower",
+            cmap="RdBu_r",
+            vmin=0,
+            vmax=1,
+            alpha=0.8,
+            zorder=0,
+            interpolation="bilinear",
+        )
+    else:
+        image = ax.imshow(
+            frames[0][1],
+            extent=extent,
+            origin="lower",
+            cmap="tab10",
+            vmin=0,
+            vmax=9,
+            alpha=0.35,
+            zorder=0,
+            interpolation="nearest",
+        )
+    ax.set_aspect("equal")
+    lines: list[Any] = []
 
     def draw(i: int) -> list[Any]:
-        epoch, values, binary = frames[min(i, len(frames) - 1)]
-        ax.clear()
-        _draw_boundary(ax, grid, values, binary, x, y)
+        epoch, values, _ = frames[min(i, len(frames) - 1)]
+        image.set_data(values)
+        for line in lines:
+            line.remove()
+        lines.clear()
+        if binary and values.min() < 0.5 < values.max():
+            lines.append(
+                ax.contour(
+                    grid.xx, grid.yy, values, levels=[0.5], colors="k", linewidths=1.6, zorder=1
+                )
+            )
         ax.set_title(title.format(epoch=epoch), fontsize=10)
         return []
 

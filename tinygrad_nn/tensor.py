@@ -80,6 +80,8 @@ def _to_array(data: Any, dtype: Any) -> np.ndarray:
         )
     if dtype is not None:
         dtype = np.dtype(dtype)
+        if dtype.kind not in "fiub":
+            raise TypeError(f"Tensor: unsupported dtype {dtype}; tensors hold numbers")
         if arr.dtype != dtype:
             arr = arr.astype(dtype)
     elif arr.dtype == np.float64 and _default_dtype != np.float64:
@@ -210,7 +212,10 @@ class Tensor:
 
     def astype(self, dtype: Any) -> Tensor:
         """This tensor cast to ``dtype`` (differentiable between float dtypes)."""
-        return Cast.apply(self, dtype=np.dtype(dtype))
+        d = np.dtype(dtype)
+        if d.kind not in "fiub":
+            raise TypeError(f"astype: tensors hold numbers; cannot cast to dtype {d}")
+        return Cast.apply(self, dtype=d)
 
     def float(self) -> Tensor:
         return self.astype(np.float32)
@@ -379,16 +384,19 @@ class Tensor:
 
     def var(self, axis: Axis = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
         """Variance Σ(x - mean)² / (n - ddof) over ``axis`` (ddof=0 as numpy)."""
-        axes = R.normalize_axis(axis, self.ndim)
-        n = int(np.prod([self.shape[i] for i in axes]))
-        if n - ddof <= 0:
-            raise ValueError(f"var: {n} elements with ddof={ddof} leave no degrees of freedom")
-        d = self - self.mean(axis=axes, keepdims=True)
-        return (d * d).sum(axis=axes, keepdims=keepdims) / (n - ddof)
+        return self._var(axis, ddof, keepdims, "var")
 
     def std(self, axis: Axis = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
         """Standard deviation, the square root of :meth:`var`."""
-        return self.var(axis=axis, ddof=ddof, keepdims=keepdims).sqrt()
+        return self._var(axis, ddof, keepdims, "std").sqrt()
+
+    def _var(self, axis: Axis, ddof: int, keepdims: bool, fname: str) -> Tensor:
+        axes = _axes(axis, self.ndim, fname)
+        n = int(np.prod([self.shape[i] for i in axes]))
+        if n - ddof <= 0:
+            raise ValueError(f"{fname}: {n} elements with ddof={ddof} leave no degrees of freedom")
+        d = self - self.mean(axis=axes, keepdims=True)
+        return (d * d).sum(axis=axes, keepdims=keepdims) / (n - ddof)
 
     def argmax(self, axis: int | None = None) -> Tensor:
         """Indices of the maxima (an int64 tensor; no gradient)."""
@@ -419,6 +427,8 @@ class Tensor:
         """Axes permuted (``transpose(1, 0)`` or ``transpose((1, 0))``; none: all reversed)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
+        if any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in axes):
+            raise TypeError(f"transpose: axes must be ints, got {axes}")
         if axes and sorted(int(a) % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
             raise ValueError(f"transpose: axes {axes} are not a permutation of {self.ndim} axes")
         return S.Transpose.apply(self, axes=axes or None)
@@ -427,17 +437,19 @@ class Tensor:
         """Axes ``start_dim..end_dim`` merged into one (all of them by default)."""
         if self.ndim == 0:
             return self.reshape(1)
-        s, e = start_dim % self.ndim, end_dim % self.ndim
+        s = _axis(start_dim, self.ndim, "flatten", "start_dim")
+        e = _axis(end_dim, self.ndim, "flatten", "end_dim")
         if s > e:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-        return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1 :])
+        merged = int(np.prod(self.shape[s : e + 1]))  # not -1: ambiguous for zero-size tensors
+        return self.reshape(self.shape[:s] + (merged,) + self.shape[e + 1 :])
 
     def squeeze(self, axis: Axis = None) -> Tensor:
         """Size-1 axes removed (all of them, or the ones named)."""
         if axis is None:
             axes = tuple(i for i, n in enumerate(self.shape) if n == 1)
         else:
-            axes = R.normalize_axis(axis, self.ndim)
+            axes = _axes(axis, self.ndim, "squeeze")
             bad = [a for a in axes if self.shape[a] != 1]
             if bad:
                 raise ValueError(f"squeeze: axis {bad[0]} has size {self.shape[bad[0]]}, not 1")
@@ -445,6 +457,8 @@ class Tensor:
 
     def unsqueeze(self, axis: int) -> Tensor:
         """A size-1 axis inserted at ``axis`` (as ``np.expand_dims``)."""
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"unsqueeze: axis must be an int, got {axis!r}")
         if not -self.ndim - 1 <= axis <= self.ndim:
             raise ValueError(f"unsqueeze: axis {axis} is out of range for {self.ndim} dims")
         return self.reshape(np.expand_dims(self.data, axis).shape)
@@ -583,6 +597,23 @@ def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Any:
     return _make(np.asarray(out), False, None)
 
 
+def _axes(axis: Any, ndim: int, fname: str) -> tuple[int, ...]:
+    """``R.normalize_axis`` whose errors name the method that was called."""
+    try:
+        return R.normalize_axis(axis, ndim)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{fname}: {e}") from None
+
+
+def _axis(axis: Any, ndim: int, fname: str, what: str) -> int:
+    """One axis in ``-ndim..ndim-1`` as a non-negative int, or an error naming ``fname``."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{fname}: {what} must be an int, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{fname}: {what} {axis} is out of range for {ndim} dims")
+    return int(axis) % ndim
+
+
 def _plain_index(index: Any) -> Any:
     """An index with tensors and lists turned into numpy arrays (numpy's own rules apply)."""
     if isinstance(index, tuple):
@@ -629,7 +660,14 @@ def where(condition: ArrayLike, a: ArrayLike, b: ArrayLike) -> Tensor:
     if like is None:
         a = Tensor(a)
         like = a
-    return E.Where.apply(cond, _operand(a, like), _operand(b, like))
+    x, y = _operand(a, like), _operand(b, like)
+    for v in (x, y):
+        if v is NotImplemented:
+            raise TypeError(
+                f"where: a and b must be tensors, arrays or numbers, got {type(a).__name__} "
+                f"and {type(b).__name__}"
+            )
+    return E.Where.apply(cond, x, y)
 
 
 def maximum(a: ArrayLike, b: ArrayLike) -> Tensor:

@@ -2,6 +2,10 @@
 
     python docs/scripts/make_figures.py            # writes docs/images/*.png
     python docs/scripts/make_figures.py --out /tmp  # anywhere else
+    python docs/scripts/make_figures.py --no-mnist  # only the figures that need no MNIST
+
+The MNIST figures train a small network for one epoch (about a minute at most); they are left
+out when MNIST is not found locally (see tinygrad_nn.data.load_mnist; nothing is downloaded).
 
 Each figure is a function that returns a matplotlib Figure, made without pyplot (no display
 needed). Every derivative and every gradient-descent step below comes from the framework's
@@ -76,7 +80,11 @@ def gradient_descent() -> Figure:
         return (v * Tensor([1.0, 5.0], dtype=np.float64) * v).sum()
 
     start = (-4.0, 1.6)
-    cases = [(0.01, "η = 0.01: too small"), (0.08, "η = 0.08: good"), (0.205, "η = 0.205: too large")]
+    cases = [
+        (0.01, "η = 0.01: too small"),
+        (0.08, "η = 0.08: good"),
+        (0.205, "η = 0.205: too large"),
+    ]
     g1, g2 = np.meshgrid(np.linspace(-5, 5, 200), np.linspace(-2.5, 2.5, 120))
     c = g1**2 + 5 * g2**2
     fig = Figure(figsize=(10, 2.8), layout="constrained")
@@ -136,6 +144,34 @@ def cost_curves() -> Figure:
     return fig
 
 
+def mnist_figures(out: Path) -> list[Path]:
+    """Test digits with a trained 784-16-16-10 network's guesses (mistakes first), and its first
+    layer's weights as 3Blue1Brown draws them. Needs MNIST on disk."""
+    from tinygrad_nn import nn, optim, plots
+    from tinygrad_nn.data import load_mnist
+    from tinygrad_nn.train import fit, predict
+
+    (x_train, y_train), (x_test, y_test) = load_mnist(download=False, progress=False)
+    tg.manual_seed(0)
+    model = nn.Sequential(
+        nn.Dense(784, 16), nn.Sigmoid(), nn.Dense(16, 16), nn.Sigmoid(), nn.Dense(16, 10)
+    )
+    opt = optim.Adam(model.parameters(), lr=3e-3)
+    fit(model, "cross_entropy", opt, x_train, y_train, epochs=1, batch_size=32, verbose=0)
+    guesses = predict(model, x_test).argmax(axis=1)
+    accuracy = (guesses == y_test).mean()
+    digits = out / "mnist_digits.png"
+    title = f"784-16-16-10 after one epoch: {accuracy:.1%} right"
+    plots.plot_digits(x_test, y_test, guesses, n=30, max_wrong=10, title=title).savefig(
+        digits, dpi=80
+    )
+    weights = out / "mnist_first_layer.png"
+    plots.plot_first_layer(
+        model, title="the 16 first-layer neurons' weights (blue +, red −)"
+    ).savefig(weights, dpi=80)
+    return [digits, weights]
+
+
 FIGURES = {
     "activations.png": activations,
     "gradient_descent_lr.png": gradient_descent,
@@ -146,12 +182,22 @@ FIGURES = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=IMAGES, help="directory for the PNGs")
+    parser.add_argument("--no-mnist", action="store_true", help="skip the MNIST figures")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     tg.manual_seed(0)
+    paths = []
     for name, make in FIGURES.items():
-        path = args.out / name
-        make().savefig(path, dpi=90)
+        paths.append(args.out / name)
+        make().savefig(paths[-1], dpi=90)
+    if not args.no_mnist:
+        from tinygrad_nn.data import MNISTNotFoundError
+
+        try:
+            paths += mnist_figures(args.out)
+        except MNISTNotFoundError:
+            print("MNIST not found: the MNIST figures were left out")
+    for path in paths:
         print(f"{path}  {path.stat().st_size // 1024} KB")
     return 0
 

@@ -76,6 +76,12 @@ def linear(x: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def one_hot(labels: Any, num_classes: int, dtype: Any = np.float32) -> np.ndarray:
     """Rows of the identity: ``one_hot([2, 0], 3) == [[0, 0, 1], [1, 0, 0]]``."""
     idx = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    if idx.size == 0 and idx.dtype.kind == "f":  # an empty list: no labels, no rows
+        idx = idx.astype(np.int64)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise TypeError(f"one_hot: num_classes must be an int, got {num_classes!r}")
+    if num_classes < 1:
+        raise ValueError(f"one_hot: num_classes must be >= 1, got {num_classes}")
     _check_indices(idx, num_classes, "one_hot")
     return np.eye(num_classes, dtype=dtype)[idx]
 
@@ -90,7 +96,7 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     Nielsen's quadratic cost C = 1/(2n) Σ ‖y - a‖² is ``mse_loss(a, y, reduction="sum") / (2n)``.
     """
     target = _target_like(input, target, "mse_loss")
-    _check_reduction(reduction, "mse_loss")
+    _check_reduction(reduction, "mse_loss", input)
     if reduction == "none":
         d = input - target
         return d * d
@@ -101,7 +107,7 @@ def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") ->
     """-(y log p + (1 - y) log(1 - p)) on probabilities p; the logs are clamped at -100 (as
     PyTorch does), so p = 0 or 1 never gives an infinite loss."""
     target = _target_like(input, target, "binary_cross_entropy")
-    _check_reduction(reduction, "binary_cross_entropy")
+    _check_reduction(reduction, "binary_cross_entropy", input)
     p = input.data
     if p.size and (np.min(p) < 0 or np.max(p) > 1):
         raise ValueError(
@@ -115,7 +121,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str 
     """Binary cross-entropy of σ(z) against y, computed stably from the logits z:
     max(z, 0) - z·y + log(1 + e^-|z|); its gradient is σ(z) - y."""
     target = _target_like(input, target, "binary_cross_entropy_with_logits")
-    _check_reduction(reduction, "binary_cross_entropy_with_logits")
+    _check_reduction(reduction, "binary_cross_entropy_with_logits", input)
     return _reduce(L.BinaryCrossEntropyWithLogits.apply(input, target), reduction)
 
 
@@ -123,9 +129,9 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
     """Softmax cross-entropy of logits ``input`` (N, C) (or (C,)) against ``target``: integer
     class indices (N,) or one-hot / probability rows (N, C). Averaged over the batch by default,
     as PyTorch does. One fused node: the gradient is (softmax(z) - y) / N."""
-    _check_reduction(reduction, "cross_entropy")
     if not isinstance(input, Tensor):
         input = Tensor(input)
+    _check_reduction(reduction, "cross_entropy", input)
     if input.ndim not in (1, 2):
         raise ValueError(f"cross_entropy: logits must have shape (N, C) or (C,), got {input.shape}")
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
@@ -155,7 +161,8 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
 def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities ``input`` (N, C) at class indices ``target``:
     -input[i, target_i], averaged over the batch by default."""
-    _check_reduction(reduction, "nll_loss")
+    input = _as_tensor(input)
+    _check_reduction(reduction, "nll_loss", input)
     t = np.asarray(target.data if isinstance(target, Tensor) else target)
     if t.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: target must hold integer class indices, got dtype {t.dtype}")
@@ -182,6 +189,8 @@ def _target_like(input: Tensor, target: Any, fname: str) -> Any:
         shape = target.shape
     else:
         target = np.asarray(target)
+        if target.dtype.kind not in "fiub":
+            raise TypeError(f"{fname}: target must hold numbers, got dtype {target.dtype}")
         if target.dtype != input.dtype:
             target = target.astype(input.dtype)
         shape = target.shape
@@ -193,9 +202,14 @@ def _target_like(input: Tensor, target: Any, fname: str) -> Any:
     return target
 
 
-def _check_reduction(reduction: str, fname: str) -> None:
+def _check_reduction(reduction: str, fname: str, input: Tensor | None = None) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{fname}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if reduction == "mean" and input is not None and input.size == 0:
+        raise ValueError(
+            f"{fname}: the input is empty (shape {input.shape}), and the mean of no losses is "
+            "undefined; skip empty batches, or use reduction='sum' (0 for an empty batch)"
+        )
 
 
 def _check_indices(idx: np.ndarray, num_classes: int, fname: str) -> None:

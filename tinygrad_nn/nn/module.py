@@ -150,6 +150,11 @@ class Module:
         nothing is changed unless everything fits. With ``strict=False`` missing and unexpected
         keys are allowed (shape and dtype mismatches never are).
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(
+                f"load_state_dict into {type(self).__name__}: expected a dict of arrays (from "
+                f"model.state_dict() or tinygrad_nn.load), got {type(state_dict).__name__}"
+            )
         params = dict(self.named_parameters())
         problems = []
         arrays = {}
@@ -160,7 +165,9 @@ class Module:
                 continue
             arr = value.data if isinstance(value, Tensor) else np.asarray(value)
             p = params[name]
-            if arr.shape != p.shape:
+            if arr.dtype.kind not in "fiub":
+                problems.append(f"{name!r}: a {type(value).__name__}, not an array of numbers")
+            elif arr.shape != p.shape:
                 problems.append(f"{name!r}: shape {arr.shape} in the state dict, {p.shape} here")
             elif arr.dtype != p.dtype:
                 problems.append(f"{name!r}: dtype {arr.dtype} in the state dict, {p.dtype} here")

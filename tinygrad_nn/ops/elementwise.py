@@ -287,8 +287,10 @@ class Where(Function):
         (cond,) = self.saved_tensors
         _, na, nb = self.needs_input_grad
         zero = np.zeros((), dtype=g.dtype)
-        return None, (np.where(cond, g, zero) if na else None), (
-            np.where(cond, zero, g) if nb else None
+        return (
+            None,
+            (np.where(cond, g, zero) if na else None),
+            (np.where(cond, zero, g) if nb else None),
         )
 
 

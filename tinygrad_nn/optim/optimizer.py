@@ -163,7 +163,11 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for i, group in enumerate(self.param_groups):
+            lr = group["lr"]
+            if not (type(lr) is float and 0.0 <= lr < math.inf):  # changed since construction
+                owner = type(self).__name__ + (f" (param group {i})" if i else "")
+                group["lr"] = check_number(owner, "lr", lr)
             self._step_group(group)
         return loss
 

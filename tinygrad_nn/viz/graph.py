@@ -85,9 +85,18 @@ class ComputationGraph(graphviz.Digraph):
     """The ``graphviz.Digraph`` that :func:`draw_graph` returns.
 
     It is a plain Digraph (``.source``, ``.render``, ``.pipe``, inline display in Jupyter), with
-    one difference: where ``dot`` is not installed, a notebook shows the graph laid out in the
-    browser (see :func:`to_html`) instead of failing.
+    two differences where ``dot`` is not installed: ``render`` and ``pipe`` raise
+    :class:`GraphvizNotFoundError`, which says how to install it, and a notebook shows the graph
+    laid out in the browser (see :func:`to_html`) instead of failing.
     """
+
+    def render(self, *args: Any, **kwargs: Any) -> Any:
+        check_dot()
+        return super().render(*args, **kwargs)
+
+    def pipe(self, *args: Any, **kwargs: Any) -> Any:
+        check_dot()
+        return super().pipe(*args, **kwargs)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kw: Any) -> Any:
         if shutil.which("dot") is None:

@@ -213,6 +213,10 @@ function commonCluster(a, b) {
   return null;
 }
 
+// the smallest / largest of f over a list (no spread: lists may be long)
+const least = (xs, f, start = Infinity) => xs.reduce((m, x) => Math.min(m, f(x)), start);
+const most = (xs, f, start = -Infinity) => xs.reduce((m, x) => Math.max(m, f(x)), start);
+
 function pathOf(c) { const p = []; for (; c; c = c.parent) p.unshift(c); return p; }
 
 function layout(g) {
@@ -251,13 +255,17 @@ function layout(g) {
     }
   }
   for (const v of V) if (v.ins.length === 0 && v.outs.length)
-    v.rank = Math.max(0, Math.min(...v.outs.map(w => w.rank)) - 1);
+    v.rank = Math.max(0, least(v.outs, w => w.rank) - 1);
 
-  // long edges get a dummy node per rank they cross, so they can be routed between nodes
+  // long edges get a dummy node per rank they cross, so they can be routed between nodes;
+  // the shortest first, up to a budget (an input used all along a long chain would need
+  // one per rank for every use): the others are drawn straight
   const all = V.slice();
-  for (const e of E) {
-    e.points = [];
-    if (e.to.rank - e.from.rank <= 1) continue;
+  let budget = 4 * V.length + 1000;
+  E.forEach(e => { e.points = []; });
+  const span = e => e.to.rank - e.from.rank;
+  for (const e of E.filter(e => span(e) > 1).sort((a, b) => span(a) - span(b))) {
+    if ((budget -= span(e) - 1) < 0) break;
     const cluster = commonCluster(e.from.cluster, e.to.cluster);
     let prev = e.from;
     for (let r = e.from.rank + 1; r < e.to.rank; r++) {
@@ -267,7 +275,7 @@ function layout(g) {
     }
     prev.outs.push(e.to); e.to.ins.push(prev);
   }
-  const R = Math.max(0, ...all.map(v => v.rank)) + 1;
+  const R = most(all, v => v.rank, 0) + 1;
   const layers = Array.from({length: R}, () => []);
   for (const v of all.sort((a, b) => a.order - b.order)) layers[v.rank].push(v);
   layers.forEach(L => L.forEach((v, i) => { v.pos = i; }));
@@ -302,11 +310,11 @@ function layout(g) {
 
   // coordinates: ranks along one axis, positions within a rank along the other
   const along = v => (across ? v.w : v.h), side = v => (across ? v.h : v.w);
-  const depth = Math.max(0, ...g.clusters.map(c => c.depth));
+  const depth = most(g.clusters, c => c.depth, 0);
   let at = PAD * (depth + 1);
   const rankAt = [];
   for (const L of layers) {
-    const t = Math.max(4, ...L.map(along));
+    const t = most(L, along, 4);
     rankAt.push(at + t / 2);
     at += t + 36 + 2 * PAD * depth + (across ? 0 : LABEL);
   }
@@ -357,19 +365,19 @@ function layout(g) {
     stack(blocks);
     inside.get(c.parent ?? null).push({
       members: blocks.flatMap(b => b.members),
-      r0: Math.min(...blocks.map(b => b.r0)), r1: Math.max(...blocks.map(b => b.r1)),
-      top: Math.min(...blocks.map(b => b.top)) - PAD - (across ? LABEL : 0),
-      bottom: Math.max(...blocks.map(b => b.bottom)) + PAD});
+      r0: least(blocks, b => b.r0), r1: most(blocks, b => b.r1),
+      top: least(blocks, b => b.top) - PAD - (across ? LABEL : 0),
+      bottom: most(blocks, b => b.bottom) + PAD});
   }
   stack(inside.get(null));
-  const low = Math.min(...all.map(v => v.c - side(v) / 2));
+  const low = least(all, v => v.c - side(v) / 2);
   for (const v of all) {
     const c = v.c - low + PAD * (depth + 1) + (across ? LABEL * depth : 0);
     const r = rankAt[v.rank];
     [v.x, v.y] = across ? [r, c] : [c, r];
   }
   if (dir === "RL" || dir === "BT") {
-    const far = Math.max(...all.map(v => (across ? v.x : v.y)));
+    const far = most(all, v => (across ? v.x : v.y));
     for (const v of all) if (across) v.x = far - v.x + PAD; else v.y = far - v.y + PAD;
   }
 
