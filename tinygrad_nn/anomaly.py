@@ -110,4 +110,5 @@ def detect_anomaly() -> Iterator[None]:
 
 
 def is_anomaly_enabled() -> bool:
+    """Whether :func:`detect_anomaly` is on in the current thread."""
     return isinstance(STATE.hook, _AnomalyMode)

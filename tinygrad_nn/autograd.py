@@ -5,10 +5,10 @@ numpy arrays. ``Function.apply`` runs ``forward`` and, when some input requires 
 is on, records the call as a node of the DAG: the node keeps its inputs, which inputs need a
 gradient, and only the arrays ``forward`` chose to save.
 
-The backward pass (:func:`run_backward`) visits the nodes once each in reverse topological order,
-found by an iterative depth-first search (no recursion, so chains of any length work), and
-accumulates each input's gradient with ``+``. Gradients of broadcast inputs are summed back to the
-input's shape here, in one place (:func:`unbroadcast`), so no op does it by hand.
+The backward pass (:func:`run_backward`) visits the nodes once each in reverse topological order —
+highest recording number first, from a heap, with no recursion, so any chain length works —
+and accumulates each input's gradient with ``+``. Gradients of broadcast inputs are summed back
+to the input's shape here, in one place (:func:`unbroadcast`), so no op does it by hand.
 
 This module knows nothing of layers; it builds output tensors through the one constructor that
 ``tensor.py`` hands it with :func:`set_tensor_type`.
@@ -69,7 +69,9 @@ class Function:
     :meth:`save_for_backward`. ``backward(self, grad_output)`` receives dL/d(output) and returns
     dL/d(input) for each positional input (a tuple, or a single array for one input), ``None``
     where ``self.needs_input_grad[i]`` is False. A returned gradient may have the broadcast shape;
-    the engine sums it back to the input's shape. Call the op with ``MyOp.apply(*tensors)``.
+    the engine sums it back to the input's shape. ``backward`` must not modify ``grad_output`` in
+    place (the engine may pass one array to several inputs). Call the op with
+    ``MyOp.apply(*tensors)``.
 
     Example — the square, y = x², dL/dx = 2·x·dL/dy::
 
@@ -90,9 +92,12 @@ class Function:
     saved_tensors: tuple[Any, ...]
 
     def forward(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        """Compute the output array from the input arrays; save what backward needs."""
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
     def backward(self, grad_output: np.ndarray) -> Any:
+        """dL/d(input) for each input, given dL/d(output). Must not modify ``grad_output`` or
+        the saved arrays in place: the engine may hand the same array to several inputs."""
         raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
 
     def save_for_backward(self, *arrays: Any) -> None:
@@ -233,30 +238,6 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     return grad
-
-
-def topological_order(root: Any) -> list[Any]:
-    """The non-leaf tensors that ``root`` depends on through recorded ops, inputs first.
-
-    Iterative depth-first search: a tensor is appended after everything it depends on.
-    """
-    order = []
-    visited = set()
-    stack = [(root, False)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in visited:
-            continue
-        visited.add(id(t))
-        stack.append((t, True))
-        node = t._ctx
-        for inp, need in zip(node.inputs, node.needs_input_grad):
-            if need and inp._ctx is not None and id(inp) not in visited:
-                stack.append((inp, False))
-    return order
 
 
 def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> None:

@@ -140,18 +140,22 @@ def gradcheck(
     for i, x in enumerate(xs):
         if not _checked(x):
             continue
+        if out_size == 0 or x.size == 0:
+            continue  # an empty Jacobian: nothing to compare
         if out_size * x.size <= FULL_JACOBIAN_MAX:
-            jacobian = _numeric_jacobian(fn, xs, i, out_size, eps)
+            rows = []
             for j in range(out_size):
                 v = np.zeros(out_shape)
                 v.reshape(-1)[j] = 1.0
-                at = tuple(int(t) for t in np.unravel_index(j, out_shape))
-                where = f" of output element {at}"
-                numeric = jacobian[j].reshape(x.shape)
-                _check_elementwise(fn, xs, i, v, eps, atol, rtol, where, numeric)
+                rows.append(v)
+            numeric = _numeric_jacobian(fn, xs, i, out_size, eps).reshape((out_size, *x.shape))
+            analytic = np.stack([_gradient_of(fn, xs, i, v) for v in rows])
+            _compare(fn, xs, i, rows, analytic, numeric, eps, atol, rtol)
         elif x.size <= ELEMENTWISE_MAX:
             v = rng.standard_normal(out_shape)
-            _check_elementwise(fn, xs, i, v, eps, atol, rtol, " of vᵀJ for a random v")
+            numeric = numerical_grad(fn, *xs, eps=eps, grad_output=v)[i]
+            analytic = _gradient_of(fn, xs, i, v)
+            _compare(fn, xs, i, [v], analytic[None], numeric[None], eps, atol, rtol)
         else:
             _check_projections(fn, xs, i, rng, out_shape, eps, atol, rtol, n_projections)
     return True
@@ -169,25 +173,36 @@ def _numeric_jacobian(fn, xs, i, out_size, eps) -> np.ndarray:
     return jacobian
 
 
-def _check_elementwise(fn, xs, i, v, eps, atol, rtol, where, numeric=None) -> None:
+def _gradient_of(fn, xs, i, v) -> np.ndarray:
     analytic = _analytic(fn, xs, v)[i]
-    if numeric is None:
-        numeric = numerical_grad(fn, *xs, eps=eps, grad_output=v)[i]
-    assert analytic is not None and numeric is not None
-    if analytic.shape != numeric.shape:
+    assert analytic is not None
+    if analytic.shape != xs[i].shape:
         raise GradcheckError(
             f"gradcheck: the gradient of input {i} has shape {analytic.shape}, "
-            f"but the input has shape {numeric.shape}"
+            f"but the input has shape {xs[i].shape}"
         )
+    return analytic
+
+
+def _compare(fn, xs, i, rows, analytic, numeric, eps, atol, rtol) -> None:
+    """Find the worst element over all rows (one row per output element, or one vᵀJ row)."""
     excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
     excess = np.where(np.isnan(excess), np.inf, excess)
+    out_shape = rows[0].shape
     kinks: list[tuple[int, ...]] = []
     while True:
-        k = int(np.argmax(excess))
-        if excess.reshape(-1)[k] <= 0:
+        flat = int(np.argmax(excess))
+        if excess.reshape(-1)[flat] <= 0:
             break
-        idx = np.unravel_index(k, analytic.shape)
-        a, n = float(analytic[idx]), float(numeric[idx])
+        r, *idx = np.unravel_index(flat, analytic.shape)
+        idx = tuple(int(t) for t in idx)
+        k = int(np.ravel_multi_index(idx, xs[i].shape)) if idx else 0
+        v = rows[r]
+        if len(rows) == 1 and out_shape and not (v.reshape(-1) == 1).sum() == 1:
+            where = " of vᵀJ for a random v"
+        else:
+            where = f" of output element {tuple(int(t) for t in np.unravel_index(r, out_shape))}"
+        a, n = float(analytic[(r, *idx)]), float(numeric[(r, *idx)])
         f0 = _projected(fn, xs, v)
         right = (_projected(fn, _nudged(xs, i, k, eps), v) - f0) / eps
         left = (f0 - _projected(fn, _nudged(xs, i, k, -eps), v)) / eps
@@ -195,8 +210,8 @@ def _check_elementwise(fn, xs, i, v, eps, atol, rtol, where, numeric=None) -> No
         if abs(left - right) > tol:  # a kink: the derivative jumps here
             lo, hi = min(left, right) - tol, max(left, right) + tol
             if lo <= a <= hi:
-                kinks.append(tuple(int(t) for t in idx))
-                excess.reshape(-1)[k] = -np.inf
+                kinks.append(idx)
+                excess.reshape(-1)[flat] = -np.inf
                 continue
             raise GradcheckError(
                 _report(i, xs[i].shape, idx, where, a, n, atol, rtol, eps)
@@ -206,9 +221,9 @@ def _check_elementwise(fn, xs, i, v, eps, atol, rtol, where, numeric=None) -> No
         raise GradcheckError(_report(i, xs[i].shape, idx, where, a, n, atol, rtol, eps))
     if kinks:
         warnings.warn(
-            f"gradcheck: input {i} sits on a kink at {len(kinks)} element(s) (first at index "
-            f"{kinks[0]}): the one-sided derivatives differ there, so those elements were not "
-            f"compared; move the test point away from the kink",
+            f"gradcheck: input {i} sits on a kink at {len(set(kinks))} element(s) (first at "
+            f"index {kinks[0]}): the one-sided derivatives differ there, so those elements were "
+            f"not compared; move the test point away from the kink",
             GradcheckWarning,
             stacklevel=3,
         )

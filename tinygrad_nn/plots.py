@@ -317,29 +317,32 @@ def _draw_boundary(
             grid.xx, grid.yy, values, levels=np.arange(k + 1) - 0.5, cmap="tab10", alpha=0.35
         )
     x, y = _array(x), _array(y).reshape(-1)
+    size = float(np.clip(3000 / max(len(x), 1), 11, 90))  # few points: draw them bigger
     if binary:
         for label, color in ((0, "#2166ac"), (1, "#b2182b")):
             pts = x[y == label]
             ax.scatter(
                 pts[:, 0],
                 pts[:, 1],
-                s=11,
+                s=size,
                 c=color,
                 edgecolors="white",
-                linewidths=0.4,
+                linewidths=0.5 if size < 40 else 1.2,
                 label=f"class {label}",
+                zorder=3,
             )
     else:
         ax.scatter(
             x[:, 0],
             x[:, 1],
-            s=11,
+            s=size,
             c=y,
             cmap="tab10",
             vmin=0,
             vmax=9,
             edgecolors="white",
-            linewidths=0.4,
+            linewidths=0.5,
+            zorder=3,
         )
     ax.set_xlim(grid.xx.min(), grid.xx.max())
     ax.set_ylim(grid.yy.min(), grid.yy.max())

@@ -147,18 +147,22 @@ class Tensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The size of each axis."""
         return self.data.shape
 
     @property
     def ndim(self) -> int:
+        """The number of axes."""
         return self.data.ndim
 
     @property
     def dtype(self) -> np.dtype:
+        """The numpy dtype of the data."""
         return self.data.dtype
 
     @property
     def size(self) -> int:
+        """The number of elements."""
         return self.data.size
 
     @property
@@ -190,6 +194,7 @@ class Tensor:
         return self.data.item()
 
     def tolist(self) -> Any:
+        """The data as nested Python lists."""
         return self.data.tolist()
 
     def detach(self) -> Tensor:
@@ -218,9 +223,11 @@ class Tensor:
         return Cast.apply(self, dtype=d)
 
     def float(self) -> Tensor:
+        """This tensor as float32."""
         return self.astype(np.float32)
 
     def double(self) -> Tensor:
+        """This tensor as float64."""
         return self.astype(np.float64)
 
     # ------------------------------------------------------------------ printing
@@ -326,31 +333,40 @@ class Tensor:
             yield self[i]
 
     def any(self) -> bool:
+        """Whether any element is nonzero."""
         return bool(np.any(self.data))
 
     def all(self) -> bool:
+        """Whether every element is nonzero."""
         return bool(np.all(self.data))
 
     # ------------------------------------------------------------------ unary math
     def exp(self) -> Tensor:
+        """eˣ, elementwise; d/dx = eˣ."""
         return E.Exp.apply(self)
 
     def log(self) -> Tensor:
+        """Natural logarithm, elementwise; d/dx = 1/x."""
         return E.Log.apply(self)
 
     def sqrt(self) -> Tensor:
+        """√x, elementwise; d/dx = 1 / (2√x)."""
         return E.Sqrt.apply(self)
 
     def tanh(self) -> Tensor:
+        """tanh x, elementwise; d/dx = 1 - tanh² x."""
         return E.Tanh.apply(self)
 
     def sigmoid(self) -> Tensor:
+        """σ(x) = 1 / (1 + e⁻ˣ), without overflow for any x; d/dx = σ(x)(1 - σ(x))."""
         return E.Sigmoid.apply(self)
 
     def relu(self) -> Tensor:
+        """max(x, 0); its gradient is 1 where x > 0, else 0."""
         return E.ReLU.apply(self)
 
     def abs(self) -> Tensor:
+        """|x|; its gradient is sign(x) (0 at 0)."""
         return E.Abs.apply(self)
 
     def step(self) -> Tensor:
@@ -362,16 +378,20 @@ class Tensor:
         return E.Clip.apply(self, lo=min, hi=max)
 
     def maximum(self, other: ArrayLike) -> Tensor:
+        """Elementwise maximum with ``other``; ties split the gradient ½–½."""
         return _binary(E.Maximum, self, other)
 
     def minimum(self, other: ArrayLike) -> Tensor:
+        """Elementwise minimum with ``other``; ties split the gradient ½–½."""
         return _binary(E.Minimum, self, other)
 
     # ------------------------------------------------------------------ reductions
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Sum over ``axis`` (None: all; an int or a tuple); ``keepdims`` keeps reduced axes."""
         return R.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Mean over ``axis`` (None: all; an int or a tuple)."""
         return R.Mean.apply(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
@@ -408,12 +428,15 @@ class Tensor:
 
     # ------------------------------------------------------------------ softmax family
     def softmax(self, axis: int = -1) -> Tensor:
+        """e^xᵢ / Σⱼ e^xⱼ along ``axis``, finite for any inputs (max-shifted)."""
         return SM.Softmax.apply(self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
+        """x - log Σ eˣ along ``axis``, computed stably."""
         return SM.LogSoftmax.apply(self, axis=axis)
 
     def logsumexp(self, axis: int = -1, keepdims: bool = False) -> Tensor:
+        """log Σ eˣ along ``axis``, computed as m + log Σ e^(x - m) with m the max."""
         return SM.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
 
     # ------------------------------------------------------------------ shape
@@ -464,6 +487,7 @@ class Tensor:
         return self.reshape(np.expand_dims(self.data, axis).shape)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        """This tensor broadcast to ``shape`` (its gradient is summed back)."""
         return S.BroadcastTo.apply(self, shape=tuple(shape))
 
     def __getitem__(self, index: Any) -> Tensor:
@@ -695,10 +719,12 @@ def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
 
 
 def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+    """Zeros with the shape and dtype of ``t``."""
     return Tensor(np.zeros_like(t.data), dtype=t.dtype, requires_grad=requires_grad)
 
 
 def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+    """Ones with the shape and dtype of ``t``."""
     return Tensor(np.ones_like(t.data), dtype=t.dtype, requires_grad=requires_grad)
 
 

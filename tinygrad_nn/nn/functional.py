@@ -45,6 +45,7 @@ def relu(x: Tensor) -> Tensor:
 
 
 def tanh(x: Tensor) -> Tensor:
+    """tanh(x) = (eˣ - e⁻ˣ) / (eˣ + e⁻ˣ), elementwise."""
     return x.tanh()
 
 
@@ -54,6 +55,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log softmax(x) = x - log Σ eˣ along ``axis``, computed stably."""
     return x.log_softmax(axis)
 
 
@@ -63,6 +65,7 @@ def step(x: Tensor) -> Tensor:
 
 
 def identity(x: Tensor) -> Tensor:
+    """x itself (the linear activation)."""
     return x
 
 

@@ -49,14 +49,17 @@ def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
 
 
 def zeros_(t: Tensor) -> Tensor:
+    """Fill with 0."""
     return _fill(t, np.zeros(()))
 
 
 def ones_(t: Tensor) -> Tensor:
+    """Fill with 1."""
     return _fill(t, np.ones(()))
 
 
 def constant_(t: Tensor, value: float) -> Tensor:
+    """Fill with ``value``."""
     return _fill(t, np.asarray(value))
 
 

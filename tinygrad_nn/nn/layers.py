@@ -100,6 +100,8 @@ class ReLU(_Activation):
 
 
 class Tanh(_Activation):
+    """tanh(x), elementwise."""
+
     def forward(self, x: Tensor) -> Tensor:
         return x.tanh()
 
@@ -112,6 +114,8 @@ class Step(_Activation):
 
 
 class Identity(_Activation):
+    """Passes its input through unchanged (the linear activation)."""
+
     def forward(self, x: Tensor) -> Tensor:
         return x
 
@@ -131,6 +135,8 @@ class Softmax(_Activation):
 
 
 class LogSoftmax(Softmax):
+    """log softmax(x) = x - log Σ eˣ along ``axis``."""
+
     def forward(self, x: Tensor) -> Tensor:
         return x.log_softmax(self.axis)
 

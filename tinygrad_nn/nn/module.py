@@ -100,10 +100,12 @@ class Module:
             stack.extend(reversed(children))
 
     def modules(self) -> Iterator[Module]:
+        """This module and every sub-module, depth first."""
         for _, m in self.named_modules():
             yield m
 
     def children(self) -> Iterator[Module]:
+        """The direct sub-modules."""
         yield from self._modules.values()
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
@@ -118,6 +120,7 @@ class Module:
                 yield (f"{mname}.{pname}" if mname else pname), p
 
     def parameters(self) -> Iterator[Parameter]:
+        """Every parameter, each once, in registration order."""
         for _, p in self.named_parameters():
             yield p
 
@@ -131,11 +134,13 @@ class Module:
             p.grad = None
 
     def train(self, mode: bool = True) -> Module:
+        """Set training mode (``.training = mode``) on this module and all below it."""
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
 
     def eval(self) -> Module:
+        """Set evaluation mode (``train(False)``): dropout off."""
         return self.train(False)
 
     # ------------------------------------------------------------------ state
