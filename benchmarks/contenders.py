@@ -3,7 +3,8 @@
 A :class:`Trainer`'s ``step()`` is one training step — forward, loss, backward, parameter
 update — on the next batch of the shared list (cycled), and ``params()`` returns copies of the
 parameters in the canonical order and layout of :mod:`workloads`, so that contenders can be
-checked against the floor. Here: the numpy floor and tinygrad_nn; the peers are in
+checked against the floor. Here: the numpy floor and tinygrad_nn, eager and captured (both
+write Nielsen's cost as the library's fused ``functional.quadratic_cost``); the peers are in
 :mod:`peers`, each present only if it imports.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Callable
 import floor
 import numpy as np
 import peers
-from workloads import ADAM_BETAS, ADAM_EPS, Batch, Net, Trainer
+from workloads import ADAM_BETAS, ADAM_EPS, CAPTURED, EAGER, FLOOR, Batch, Net, Trainer
 
 Builder = Callable[[Net, list[np.ndarray], list[Batch]], Trainer]
 
@@ -99,42 +100,83 @@ def tinygrad_model(net: Net, init: list[np.ndarray]):
     return nn.Sequential(*layers)
 
 
-def build_tinygrad(net: Net, init: list[np.ndarray], batches: list[Batch]) -> Trainer:
-    import tinygrad_nn as tg
+def tinygrad_loss(net: Net, model) -> Callable:
+    """``(x, y) -> loss`` for the network: Nielsen's quadratic cost as the library's fused
+    ``quadratic_cost`` (one node; y one-hot), or softmax cross-entropy on integer labels."""
     from tinygrad_nn.nn import functional as F
+
+    if net.key == "nielsen":
+        return lambda x, y: F.quadratic_cost(model(x), y)
+    return lambda x, labels: F.cross_entropy(model(x), labels)
+
+
+def capture_status(step) -> str:
+    """Whether a ``tinygrad_nn.capture`` step replays a verified plan or fell back to normal
+    execution (it warns when it does; this makes the fallback visible in the report)."""
+    plans = list(getattr(step, "_plans", {None: "unknown"}).values())
+    if not plans:
+        return "captured step never called"
+    if "unknown" in plans:
+        return "captured step: replay state unknown (tinygrad_nn.capture internals changed)"
+    if any(p is None for p in plans) or not getattr(step, "_ready", True):
+        return "captured step NOT replaying (fell back to normal execution)"
+    return "captured step replaying a verified plan"
+
+
+def build_tinygrad(
+    net: Net, init: list[np.ndarray], batches: list[Batch], captured: bool = False
+) -> Trainer:
+    """tinygrad_nn's step: eager (the graph built and walked every step), or ``captured`` with
+    ``tinygrad_nn.capture`` — traced on the first call per input shape, checked against normal
+    execution on the second, replayed as a flat function afterwards."""
+    import tinygrad_nn as tg
 
     model = tinygrad_model(net, init)
     params = list(model.parameters())
     SGD, Adam, note = tinygrad_optimizers()
-    if net.key == "nielsen":
-        opt = SGD(params, lr=net.lr)
-        data = itertools.cycle([(tg.Tensor(b.x), b.onehot) for b in batches])
+    opt = SGD(params, lr=net.lr) if net.optimizer == "sgd" else Adam(params, lr=net.lr)
+    target = (lambda b: b.onehot) if net.key == "nielsen" else (lambda b: b.labels)
+    data = itertools.cycle([(tg.Tensor(b.x), target(b)) for b in batches])
+    loss_fn = tinygrad_loss(net, model)
+    zero_grad, update = opt.zero_grad, opt.step
+    status = None
+
+    if captured:
+        run = tg.capture(loss_fn)
 
         def step():
             x, y = next(data)
-            loss = F.mse_loss(model(x), y, reduction="sum") / (2 * len(y))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            zero_grad()
+            loss = run(x, y)
+            update()
             return loss
+
+        def status():
+            return capture_status(run)
 
     else:
-        opt = Adam(params, lr=net.lr)
-        data = itertools.cycle([(tg.Tensor(b.x), b.labels) for b in batches])
 
         def step():
-            x, labels = next(data)
-            loss = F.cross_entropy(model(x), labels)
-            opt.zero_grad()
+            x, y = next(data)
+            zero_grad()
+            loss = loss_fn(x, y)
             loss.backward()
-            opt.step()
+            update()
             return loss
 
-    return Trainer(step, lambda: [p.data.copy() for p in params], [note])
+    return Trainer(step, lambda: [p.data.copy() for p in params], [note], status)
+
+
+def build_tinygrad_captured(net: Net, init: list[np.ndarray], batches: list[Batch]) -> Trainer:
+    return build_tinygrad(net, init, batches, captured=True)
 
 
 def available() -> dict[str, Builder]:
     """Name → builder for every contender that can run here, the floor first."""
-    found: dict[str, Builder] = {"numpy floor": build_floor, "tinygrad_nn": build_tinygrad}
+    found: dict[str, Builder] = {
+        FLOOR: build_floor,
+        EAGER: build_tinygrad,
+        CAPTURED: build_tinygrad_captured,
+    }
     found.update(peers.available())
     return found

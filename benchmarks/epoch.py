@@ -1,5 +1,6 @@
 """A full Nielsen epoch — 50,000 images, mini-batches of 10, SGD lr=3.0, 784-30-10 sigmoid — for
-tinygrad_nn, the numpy floor, and the per-example algorithm of Nielsen's network.py.
+tinygrad_nn (eager and captured, with ``functional.quadratic_cost``), the numpy floor, and the
+per-example algorithm of Nielsen's network.py.
 
 :class:`PerExampleNetwork` is our own re-implementation of that algorithm, kept faithful to
 what makes it slow or fast: images and targets as column vectors, one backprop per example,
@@ -17,11 +18,12 @@ import time
 
 import floor
 import numpy as np
-from contenders import tinygrad_model, tinygrad_optimizers
-from workloads import NIELSEN, one_hot
+from contenders import capture_status, tinygrad_loss, tinygrad_model, tinygrad_optimizers
+from workloads import CAPTURED, EAGER, FLOOR, NIELSEN, one_hot
 
 EPOCH_IMAGES = 50_000
 BATCH = 10
+NETWORK_PY = "network.py loop"
 
 
 def _sigmoid(z):
@@ -82,9 +84,13 @@ def epoch_data(x: np.ndarray, y: np.ndarray, images: int, seed: int = 0):
     return xs, ys, pairs
 
 
-def runners(init: list[np.ndarray], xs: np.ndarray, ys: np.ndarray, pairs) -> dict:
+def runners(
+    init: list[np.ndarray], xs: np.ndarray, ys: np.ndarray, pairs, status: list[str]
+) -> dict:
     """Name → a function that trains one epoch over the data from ``init`` and returns the
-    trained weights (only the time is reported)."""
+    trained weights (only the time is reported). The captured runner appends to ``status``
+    whether its step replayed. Its epoch includes its trace and verification calls (2 of the
+    5,000 steps): they are part of training with capture."""
     n, lr = len(xs), NIELSEN.lr
 
     def run_floor():
@@ -94,17 +100,24 @@ def runners(init: list[np.ndarray], xs: np.ndarray, ys: np.ndarray, pairs) -> di
             step(xs[k : k + BATCH], ys[k : k + BATCH])
         return net.params
 
-    def run_tinygrad():
-        from tinygrad_nn.nn import functional as F
+    def run_tinygrad(captured: bool):
+        import tinygrad_nn as tg
 
         model = tinygrad_model(NIELSEN, init)
         opt = tinygrad_optimizers()[0](list(model.parameters()), lr=lr)
-        for k in range(0, n, BATCH):
-            y = ys[k : k + BATCH]
-            loss = F.mse_loss(model(xs[k : k + BATCH]), y, reduction="sum") / (2 * len(y))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        loss_fn = tinygrad_loss(NIELSEN, model)
+        if captured:
+            run = tg.capture(loss_fn)
+            for k in range(0, n, BATCH):
+                opt.zero_grad()
+                run(xs[k : k + BATCH], ys[k : k + BATCH])
+                opt.step()
+            status.append(capture_status(run))
+        else:
+            for k in range(0, n, BATCH):
+                opt.zero_grad()
+                loss_fn(xs[k : k + BATCH], ys[k : k + BATCH]).backward()
+                opt.step()
         return [p.data for p in model.parameters()]
 
     def run_network_py():
@@ -113,9 +126,10 @@ def runners(init: list[np.ndarray], xs: np.ndarray, ys: np.ndarray, pairs) -> di
         return net.weights
 
     return {
-        "numpy floor": run_floor,
-        "tinygrad_nn": run_tinygrad,
-        "network.py loop": run_network_py,
+        FLOOR: run_floor,
+        EAGER: lambda: run_tinygrad(False),
+        CAPTURED: lambda: run_tinygrad(True),
+        NETWORK_PY: run_network_py,
     }
 
 

@@ -1,6 +1,7 @@
 """Timing, threads, memory and machine information.
 
-Timing is interleaved: after a warm-up that also sizes the blocks, every contender runs one
+Timing is interleaved: after a warm-up (three untimed calls, then calls that size the blocks;
+so a captured step's trace and verification calls are never timed), every contender runs one
 block of ``reps`` calls in turn (A B C A B C ..., the order rotated each round so that nobody is
 always first), and the figure is the median over the blocks of the time per call. Contenders
 thus share whatever the machine is doing, and a slow spell hits all of them.
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+UNSIZED_WARMUP_CALLS = 3
 
 
 @dataclass
@@ -31,7 +33,7 @@ class Timing:
     q3: float
     cpu_median: float  # CPU seconds of the calling thread per call
     blocks: int
-    reps: int
+    reps: int  # calls per block (after any shortening)
 
     def as_dict(self) -> dict:
         return {
@@ -57,7 +59,11 @@ def interleave(
     spent descheduled, so it stays meaningful on a machine that other work is loading."""
     reps = {}
     for name, fn in fns.items():
-        fn()  # the first call may build caches or allocate buffers
+        # Untimed and left out of the sizing: the first calls may build caches or allocate
+        # buffers, and a captured step traces on its first call and checks its replay against
+        # normal execution on its second (the third is its first plain replay).
+        for _ in range(UNSIZED_WARMUP_CALLS):
+            fn()
         calls, t0 = 0, time.perf_counter()
         while True:
             fn()
@@ -81,6 +87,10 @@ def interleave(
             t1, c1 = clock(), cpu_clock()
             samples[name].append((t1 - t0) / n)
             cpu[name].append((c1 - c0) / n)
+            if t1 - t0 > 4 * block_seconds and n > 1:
+                # Far slower than at warm-up (the machine got busy): shorten later blocks, so
+                # that a contended spell cannot stretch the run without bound.
+                reps[name] = max(1, round(block_seconds / ((t1 - t0) / n)))
     out = {}
     for name, s in samples.items():
         q = statistics.quantiles(s, n=4) if len(s) > 1 else [s[0]] * 3

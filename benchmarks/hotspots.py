@@ -1,6 +1,6 @@
-"""Where tinygrad_nn spends its time: profiles of the batch-10 Nielsen step and of the per-op
-chain, as tables of the functions with the most self time (cProfile) and, if pyinstrument is
-installed, its call tree.
+"""Where tinygrad_nn spends its time: profiles of the batch-10 Nielsen step (eager and captured)
+and of the per-op chain, as tables of the functions with the most self time (cProfile) and, if
+pyinstrument is installed, its call tree.
 
     python benchmarks/hotspots.py [--quick] [--out benchmarks/results/PROFILE.md]
 
@@ -25,11 +25,11 @@ HERE = Path(__file__).resolve().parent
 TOP = 20
 
 
-def _nielsen_step():
+def _nielsen_step(captured: bool = False):
     x, y, _ = W.load_mnist_train()
     pool = W.make_batches(x, y, 10, 8)
-    trainer = contenders.build_tinygrad(W.NIELSEN, W.initial_params(W.NIELSEN), pool)
-    return trainer.step
+    init = W.initial_params(W.NIELSEN)
+    return contenders.build_tinygrad(W.NIELSEN, init, pool, captured=captured).step
 
 
 def _where(func: tuple) -> str:
@@ -83,10 +83,11 @@ def pyinstrument_tree(fn, calls: int) -> list[str]:
 def report(quick: bool = False) -> str:
     harness.set_threads(1)
     np.seterr(over="ignore")
-    step = _nielsen_step()
+    step, replay = _nielsen_step(), _nielsen_step(captured=True)
     chain = perop.chains()["tinygrad_nn"]
     for _ in range(50):
         step()
+        replay()  # the first two calls trace and verify; the rest replay
     chain()
     n_steps, n_chains = (500, 5) if quick else (5000, 50)
     lines = [
@@ -103,6 +104,14 @@ def report(quick: bool = False) -> str:
         "pyinstrument (sampling):",
         "",
         *pyinstrument_tree(step, n_steps),
+        "",
+        f"## The same step captured (`tinygrad_nn.capture`), replayed ({n_steps} steps)",
+        "",
+        *cprofile_table(replay, n_steps, "step"),
+        "",
+        "pyinstrument (sampling):",
+        "",
+        *pyinstrument_tree(replay, n_steps),
         "",
         f"## Per-op chain: 1,000 × (`y * 1.0001`, `y + 0.001`) and backward ({n_chains} chains)",
         "",

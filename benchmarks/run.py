@@ -93,27 +93,40 @@ def agreement(builders, x, y) -> dict:
     for net in W.NETS.values():
         init = W.initial_params(net)
         pool = W.make_batches(x, y, CHECK_BATCH, CHECK_STEPS)
-        params = {}
+        params, status = {}, {}
         for name, build in builders.items():
             trainer = build(net, init, pool)
             for _ in range(CHECK_STEPS):
                 trainer.step()
             params[name] = trainer.params()
-        ref = params["numpy floor"]
-        moved = max(float(np.max(np.abs(r - i))) for r, i in zip(ref, init))
+            if trainer.status is not None:
+                status[name] = trainer.status()
+        ref = params[W.FLOOR]
+
+        def dist(a, b):
+            return max(float(np.max(np.abs(p - r))) for p, r in zip(a, b))
+
         out[net.key] = {
-            "floor_moved": moved,
-            "max_abs_diff": {
-                name: max(float(np.max(np.abs(p - r))) for p, r in zip(ps, ref))
-                for name, ps in params.items()
-                if name != "numpy floor"
-            },
+            "floor_moved": dist(ref, init),
+            "max_abs_diff": {name: dist(ps, ref) for name, ps in params.items() if name != W.FLOOR},
             "all_float32": {n: all(p.dtype == np.float32 for p in ps) for n, ps in params.items()},
+            "captured_vs_eager": (
+                dist(params[W.CAPTURED], params[W.EAGER])
+                if W.CAPTURED in params and W.EAGER in params
+                else None
+            ),
+            "status": status,
         }
     return out
 
 
 def time_steps(builders, x, y, threads: int, cfg: dict) -> list[dict]:
+    # Logged: with one thread the timing thread's CPU time (the judged figure), else wall-clock.
+    clock = "CPU" if threads == 1 else "wall"
+
+    def ms(t: harness.Timing) -> float:
+        return (t.cpu_median if threads == 1 else t.median) * 1e3
+
     rows = []
     for net in W.NETS.values():
         init = W.initial_params(net)
@@ -126,6 +139,10 @@ def time_steps(builders, x, y, threads: int, cfg: dict) -> list[dict]:
                 cfg["block_s"],
                 cfg["warmup_s"],
             )
+            status = {n: t.status() for n, t in trainers.items() if t.status is not None}
+            for n, st in status.items():
+                if "NOT" in st:
+                    log(f"WARNING {n} {net.key} b{batch}: {st}")
             rows.append(
                 {
                     "net": net.key,
@@ -133,15 +150,15 @@ def time_steps(builders, x, y, threads: int, cfg: dict) -> list[dict]:
                     "threads": threads,
                     "timings": {n: t.as_dict() for n, t in timings.items()},
                     "notes": {n: t.notes for n, t in trainers.items() if t.notes},
+                    "status": status,
                 }
             )
-            floor_ms = timings["numpy floor"].median * 1e3
+            floor_ms = ms(timings[W.FLOOR])
             summary = "  ".join(
-                f"{n} {t.median * 1e3:.3f}"
-                + ("" if n == "numpy floor" else f" ({t.median * 1e3 / floor_ms:.2f}x)")
+                f"{n} {ms(t):.3f}" + ("" if n == W.FLOOR else f" ({ms(t) / floor_ms:.2f}x)")
                 for n, t in timings.items()
             )
-            log(f"[{threads} thr] {net.key} b{batch}: {summary}")
+            log(f"[{threads} thr] {net.key} b{batch} {clock} ms: {summary}")
     return rows
 
 
@@ -151,7 +168,11 @@ def time_perop(threads: int, cfg: dict) -> dict:
         "wall": {n: t.median * 1e6 / perop.CHAIN for n, t in timings.items()},
         "cpu": {n: t.cpu_median * 1e6 / perop.CHAIN for n, t in timings.items()},
     }
-    log(f"[{threads} thr] per-op us: " + "  ".join(f"{n} {v:.2f}" for n, v in out["wall"].items()))
+    clock = "cpu" if threads == 1 else "wall"
+    log(
+        f"[{threads} thr] per-op {clock} us: "
+        + "  ".join(f"{n} {v:.2f}" for n, v in out[clock].items())
+    )
     return out
 
 
@@ -159,17 +180,22 @@ def time_epoch(x, y, threads: int, cfg: dict) -> dict:
     images = cfg["epoch_images"]
     xs, ys, pairs = epoch.epoch_data(x, y, images)
     init = W.initial_params(W.NIELSEN)
-    wall, cpu = epoch.time_epochs(epoch.runners(init, xs, ys, pairs), cfg["epoch_repeats"])
+    status: list[str] = []
+    runs = epoch.runners(init, xs, ys, pairs, status)
+    wall, cpu = epoch.time_epochs(runs, cfg["epoch_repeats"])
     scale = epoch.EPOCH_IMAGES / images
     out = {
         "images_timed": images,
         "repeats": cfg["epoch_repeats"],
         "wall": {n: float(np.median(t)) * scale for n, t in wall.items()},
         "cpu": {n: float(np.median(t)) * scale for n, t in cpu.items()},
+        "status": {W.CAPTURED: sorted(set(status))},
     }
+    if any("NOT" in st for st in status):
+        log(f"WARNING epoch: {status}")
     log(
-        f"[{threads} thr] epoch s per 50k: "
-        + "  ".join(f"{n} {v:.3f}" for n, v in out["wall"].items())
+        f"[{threads} thr] epoch {'cpu' if threads == 1 else 'wall'} s per 50k: "
+        + "  ".join(f"{n} {v:.3f}" for n, v in out["cpu" if threads == 1 else "wall"].items())
     )
     return out
 
@@ -280,6 +306,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "contenders": list(builders),
         "machine": harness.machine_info(peers.versions(), BLAS_NOTE),
+        "check": {"steps": CHECK_STEPS, "batch": CHECK_BATCH},
         "agreement": agreement(builders, x, y),
         "steps": [],
         "perop_us": {},

@@ -45,6 +45,11 @@ NETS = {n.key: n for n in (NIELSEN, RELU_ADAM)}
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 
+# Contender names used across the suite.
+FLOOR = "numpy floor"
+EAGER = "tinygrad_nn"
+CAPTURED = "tinygrad_nn (captured)"
+
 
 def initial_params(net: Net, seed: int = 0) -> list[np.ndarray]:
     """``[W1, b1, ...]`` in float32. Nielsen's network draws everything from N(0, 1), as his
@@ -119,8 +124,11 @@ def make_batches(x: np.ndarray, y: np.ndarray, batch: int, count: int) -> list[B
 class Trainer:
     """A contender set up to train: ``step()`` is one training step (forward, loss, backward,
     update) on the next batch of the shared list; ``params()`` returns copies of the parameters
-    in the canonical order and layout; ``notes`` say anything particular about the setup."""
+    in the canonical order and layout; ``notes`` say anything particular about the setup;
+    ``status()``, where given, says whether a captured step is replaying its plan."""
 
     step: Callable[[], object]
     params: Callable[[], list[np.ndarray]]
     notes: list[str] = field(default_factory=list)
+    # For a captured step: says whether it is replaying (None: nothing to check).
+    status: Callable[[], str] | None = None

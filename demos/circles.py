@@ -3,12 +3,17 @@ small ReLU network bends its decision boundary around the inner ring.
 
 The network is 2-4-6-6-4-1, ReLU in the hidden layers and a sigmoid on the output, initialised as
 Keras does, trained with binary cross-entropy and Adam (learning rate 0.01, mini-batches of 32)
-for 50 epochs on 800 points; 200 more are held out for testing. Writes into ``--out``: ``decision_boundary.png``,
-``decision_boundary.gif`` (the boundary every 2 epochs), ``learning_curves.png``,
-``model.safetensors`` and ``summary.json``.
+for 50 epochs on 800 points; 200 more are held out for testing.
+
+Writes into ``--out``: ``decision_boundary.png``, ``decision_boundary.gif`` (the boundary every
+2 epochs), ``learning_curves.png``, ``model.safetensors`` and ``summary.json``.
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: one BLAS thread is fastest
 
 import argparse
 import json

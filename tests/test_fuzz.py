@@ -130,7 +130,7 @@ REDUCE = {
     "Max": ["Max"],
     "Min": ["Min"],
     "var": ["var"],
-    "std": ["std", "var"],
+    "std": ["std"],
 }
 
 

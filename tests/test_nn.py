@@ -370,3 +370,15 @@ def test_xor_2_2_1_sigmoid_learns():
             p.data -= 2.0 * p.grad
     pred = (m(x).data > 0.5).astype(np.float32)
     assert np.array_equal(pred, y), m(x).data
+
+
+def test_quadratic_cost_is_nielsens_c_and_fused():
+    a, y = rng_arrays(9, (5, 10), (5, 10))
+    c = F.quadratic_cost(t64(a), y)
+    ref = F.mse_loss(t64(a), y, reduction="sum") / (2 * 5)
+    np.testing.assert_allclose(c.item(), ref.item(), rtol=1e-12)
+    assert c.grad_fn.name == "MSE" and c.grad_fn.inputs[0].grad_fn is None  # one node
+    assert gradcheck(F.quadratic_cost, t64(a), t64(y))
+    at = t64(a)
+    F.quadratic_cost(at, y).backward()
+    np.testing.assert_allclose(at.grad, (a - y) / 5)

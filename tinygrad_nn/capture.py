@@ -60,7 +60,6 @@ class _Plan:
             "ndarray": np.ndarray,
             "asarray": np.asarray,
             "fit": _fit_shape,
-            "acc_leaf": _accumulate_leaf,
         }
         leaves: dict[int, str] = {}
         fwd = [f"def replay({', '.join(name_of.values())}):"]
@@ -116,7 +115,17 @@ class _Plan:
                 block.append(f"        e = r[{j}]")
                 block.append("        if e is not None:")
                 if ref.startswith("L"):
-                    block.append(f"            acc_leaf({ref}, e, n{k}, given)")
+                    leaf = env[ref]
+                    env[f"S_{ref}"], env[f"D_{ref}"] = leaf.shape, leaf.dtype
+                    block += [
+                        f"            if e.shape != S_{ref}: e = fit(n{k}, e, S_{ref})",
+                        f"            if e.dtype != D_{ref}: e = e.astype(D_{ref})",
+                        f"            if {ref}.grad is not None: {ref}.grad = {ref}.grad + e",
+                        "            else:",
+                        "                if e.base is not None or id(e) in given: e = e.copy()",
+                        "                given.add(id(e))",
+                        f"                {ref}.grad = e",
+                    ]
                     continue
                 reached.add(ref)
                 env[f"S_{ref}"] = shape_of[ref]
@@ -134,27 +143,11 @@ class _Plan:
             node.scope = None
         code = compile(self.source, "<tinygrad_nn.capture>", "exec")
         exec(code, env)  # our own generated source, built from the recorded ops only
-        self.run_arrays = env["replay"]
+        self.run_arrays = env.pop("replay")  # its globals are env: no cycle through itself
         self.leaves = [env[name] for name in leaves.values()]
 
     def run(self, arrays: list[np.ndarray]) -> np.ndarray:
         return self.run_arrays(*arrays)
-
-
-def _accumulate_leaf(t: Tensor, g: np.ndarray, node: Function, given: set[int]) -> None:
-    """Add a gradient into a leaf's ``.grad`` as the engine does (same dtype, never aliased)."""
-    d = t.data
-    if g.shape != d.shape:
-        g = _fit_shape(node, g, d.shape)
-    if g.dtype != d.dtype:
-        g = g.astype(d.dtype)
-    if t.grad is None:
-        if g.base is not None or id(g) in given:
-            g = g.copy()
-        given.add(id(g))
-        t.grad = g
-    else:
-        t.grad = t.grad + g
 
 
 class CapturedStep:

@@ -90,7 +90,7 @@ def save(obj: Any, path: str | os.PathLike[str]) -> None:
     }
     # safetensors.numpy.save_file would do its own temp-and-rename, but without our fsync and
     # under names nobody could recognise after a crash; so we take the bytes and write them.
-    _atomic_write(os.fspath(path), lambda: safetensors.numpy.save(arrays, metadata=meta))
+    _atomic_write(_fspath(path, "save"), lambda: safetensors.numpy.save(arrays, metadata=meta))
 
 
 def _encode(obj: Any, path: list[str], arrays: dict[str, np.ndarray], active: set[int]) -> Any:
@@ -186,6 +186,15 @@ def _atomic_write(path: str, make_bytes: Callable[[], bytes]) -> None:
                 os.close(dfd)
 
 
+def _fspath(path: Any, fname: str) -> str:
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise TypeError(
+            f"{fname}: path must be a str or os.PathLike, got {type(path).__name__}"
+        ) from None
+
+
 # ---------------------------------------------------------------------------------------- load
 def load(path: str | os.PathLike[str]) -> Any:
     """Read a checkpoint written by :func:`save`: the same structure, with writable numpy arrays
@@ -195,7 +204,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     Raises :class:`CheckpointError` (a ValueError) for a missing, empty, truncated, corrupted or
     foreign file. Nothing in the file is ever executed.
     """
-    name = os.fspath(path)
+    name = _fspath(path, "load")
     try:
         f = open(name, "rb")
     except FileNotFoundError:

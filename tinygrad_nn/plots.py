@@ -225,7 +225,9 @@ def plot_first_layer(
     if scale not in ("neuron", "global"):
         raise ValueError(f"plot_first_layer: scale must be 'neuron' or 'global', got {scale!r}")
     cmap = LinearSegmentedColormap.from_list("weights", WEIGHT_COLORS)
-    cols = cols or int(np.ceil(np.sqrt(count * 1.6)))
+    if cols is None:  # a wide grid with a full last row when a divisor allows it
+        lo, hi = int(np.ceil(np.sqrt(count))), int(np.ceil(np.sqrt(2 * count)))
+        cols = next((c for c in range(lo, hi + 1) if count % c == 0), hi)
     cols = min(cols, count)
     rows = -(-count // cols)
     limits = np.abs(w).max(axis=1) if scale == "neuron" else np.full(count, np.abs(w).max())

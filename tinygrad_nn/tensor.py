@@ -575,13 +575,14 @@ def _make(data: np.ndarray, requires_grad: bool, node: Function | None) -> Tenso
 autograd.set_tensor_type(Tensor, _make)
 
 _SCALARS = (int, float, bool)
+_AS_IS = (Tensor, int, float, bool)  # operands used without conversion
 
 
 def _operand(x: Any, like: Tensor) -> Any:
     """An op's second operand: Tensors and Python numbers as they are (numbers are 'weak' in
     numpy, so float32 stays float32); arrays and lists become tensors, float ones in the other
     operand's float dtype."""
-    if isinstance(x, (Tensor, *_SCALARS)):
+    if isinstance(x, _AS_IS):
         return x
     if isinstance(x, (np.ndarray, np.generic, list, tuple)):
         arr = np.asarray(x)
@@ -593,9 +594,10 @@ def _operand(x: Any, like: Tensor) -> Any:
 
 def _binary(op: type[Function], a: Any, b: Any) -> Any:
     if isinstance(a, Tensor):
-        b = _operand(b, a)
-        if b is NotImplemented:
-            return NotImplemented
+        if not isinstance(b, _AS_IS):
+            b = _operand(b, a)
+            if b is NotImplemented:
+                return NotImplemented
     else:
         a = _operand(a, b)
         if a is NotImplemented:

@@ -58,6 +58,7 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "ModelCheckpoint",
+    "LRSchedulerStep",
     "PredictionRecorder",
 ]
 
@@ -67,17 +68,12 @@ _REFRESH_SECONDS = 0.1  # how often the progress bar is redrawn
 # ----------------------------------------------------------------------------- losses
 
 
-def _quadratic(a: Tensor, y: Any) -> Tensor:
-    """Nielsen's quadratic cost C = 1/(2n) Σₓ ‖y(x) − a‖² over the n samples of the batch."""
-    return F.mse_loss(a, y, reduction="sum") / (2 * a.shape[0])
-
-
 # name -> (function, what target it takes: "index" for class indices, "same" for the
 # prediction's shape)
 _NAMED_LOSSES: dict[str, tuple[Callable[..., Tensor], str]] = {
     "mse": (F.mse_loss, "same"),
     "mean_squared_error": (F.mse_loss, "same"),
-    "quadratic": (_quadratic, "same"),
+    "quadratic": (F.quadratic_cost, "same"),
     "cross_entropy": (F.cross_entropy, "index"),
     "categorical_crossentropy": (F.cross_entropy, "index"),
     "sparse_categorical_crossentropy": (F.cross_entropy, "index"),
@@ -348,7 +344,8 @@ class _Monitor(Callback):
 
 class EarlyStopping(_Monitor):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
-    epochs in a row. With ``restore_best_weights`` the model gets the parameters of its best
+    epochs in a row (as Keras counts: ``patience=0`` stops at the first epoch without
+    improvement). With ``restore_best_weights`` the model gets the parameters of its best
     epoch back when training ends. ``stopped_epoch`` is the epoch it stopped after (or None)."""
 
     def __init__(
@@ -382,7 +379,7 @@ class EarlyStopping(_Monitor):
                 self.best_weights = {k: v.copy() for k, v in self.model.state_dict().items()}
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.stop_training = True
 
@@ -428,6 +425,25 @@ class ModelCheckpoint(_Monitor):
         path.parent.mkdir(parents=True, exist_ok=True)
         io.save(self.model.state_dict(), path)
         self.saved.append(path)
+
+
+class LRSchedulerStep(Callback):
+    """Call ``scheduler.step()`` after every epoch, for the schedules of
+    :mod:`tinygrad_nn.optim.lr_scheduler` (``CosineAnnealingLR(optimizer, T_max=epochs)``...).
+    ``lrs`` lists the learning rate each epoch trained with (of the first parameter group)."""
+
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+        self.lrs: list[float] = []
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        self.lrs = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.lrs.append(float(self.scheduler.optimizer.param_groups[0]["lr"]))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.scheduler.step()
 
 
 class PredictionRecorder(Callback):
@@ -598,7 +614,12 @@ def fit(
             history.append(epoch, logs)
             shown = {k: v for k, v in logs.items() if k != "time"}
             if bar is not None:
-                bar.set_postfix_str(_format(shown, " "), refresh=False)
+                val = {k: v for k, v in shown.items() if k.startswith("val_")}
+                train = {k: v for k, v in shown.items() if k not in val}
+                text = "epoch mean: " + _format(train, " ")
+                bar.set_postfix_str(
+                    text + (" | " + _format(val, " ") if val else ""), refresh=False
+                )
                 bar.update(steps - drawn)
                 bar.close()
             elif verbose:

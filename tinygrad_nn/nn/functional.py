@@ -24,6 +24,7 @@ __all__ = [
     "identity",
     "linear",
     "mse_loss",
+    "quadratic_cost",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
@@ -103,7 +104,19 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     if reduction == "none":
         d = input - target
         return d * d
-    return L.MSE.apply(input, target, reduction=reduction)
+    scale = 1.0 / max(input.size, 1) if reduction == "mean" else 1.0
+    return L.MSE.apply(input, target, scale=scale)
+
+
+def quadratic_cost(input: Tensor, target: Any) -> Tensor:
+    """Nielsen's quadratic cost C = 1/(2n) Σₓ ‖y(x) - a(x)‖² over a batch of n rows, as one
+    fused node; equal to ``mse_loss(input, target, reduction="sum") / (2 * n)``.
+
+    Its gradient is dC/da = (a - y) / n.
+    """
+    target = _target_like(input, target, "quadratic_cost")
+    n = input.shape[0] if input.ndim > 1 else 1
+    return L.MSE.apply(input, target, scale=0.5 / max(n, 1))
 
 
 def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:

@@ -61,23 +61,25 @@ class SoftmaxCrossEntropy(Function):
 
 
 class MSE(Function):
-    """Squared error summed or averaged over all elements: L = Σ (a - y)² (/ n for the mean);
-    dL/da = 2 (a - y) · g (/ n), dL/dy = -dL/da."""
+    """A scaled sum of squared errors: L = c · Σ (a - y)² over all elements;
+    dL/da = 2c (a - y) · g,  dL/dy = -dL/da.
 
-    __slots__ = ("n", "reduction")
+    ``mse_loss`` uses c = 1/n (its mean) or c = 1 (its sum); Nielsen's quadratic cost
+    C = 1/(2n) Σₓ ‖y(x) - a‖² uses c = 1/(2n) with n the batch size.
+    """
 
-    def forward(self, a, y, reduction="mean"):
+    __slots__ = ("scale",)
+
+    def forward(self, a, y, scale=1.0):
         d = a - y
         self.save_for_backward(d)
-        self.reduction, self.n = reduction, d.size
+        self.scale = scale
         total = np.vdot(d, d) if d.dtype.kind == "f" else np.sum(d * d)
-        total = np.asarray(total, dtype=d.dtype)
-        return total / d.size if reduction == "mean" else total
+        return np.asarray(total * scale, dtype=d.dtype)
 
     def backward(self, g):
         (d,) = self.saved_tensors
-        k = 2.0 / self.n if self.reduction == "mean" else 2.0
-        ga = d * (g * k)
+        ga = d * (g * (2.0 * self.scale))
         return ga, (-ga if self.needs_input_grad[1] else None)
 
 

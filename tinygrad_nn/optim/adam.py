@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from .flat import WHOLE, FlatGroup
 from .optimizer import Optimizer, check_number
 
 __all__ = ["Adam", "AdamW"]
@@ -74,14 +75,24 @@ class Adam(Optimizer):
         keys = ("step", "exp_avg", "exp_avg_sq")
         return keys + ("max_exp_avg_sq",) if group["amsgrad"] else keys
 
-    def _step_group(self, group: dict[str, Any]) -> None:
-        lr = float(group["lr"])
+    _flat_steps = True
+
+    def _options(self, group: dict[str, Any]) -> tuple[Any, ...]:
+        """(lr, β1, β2, ε, λ, decoupled, maximize) as :func:`_adam_update` takes them."""
         beta1, beta2 = group["betas"]
-        beta1, beta2 = float(beta1), float(beta2)
-        eps = float(group["eps"])
-        wd = float(group["weight_decay"])
-        amsgrad, maximize = group["amsgrad"], group["maximize"]
-        decoupled = self._decoupled
+        return (
+            float(group["lr"]),
+            float(beta1),
+            float(beta2),
+            float(group["eps"]),
+            float(group["weight_decay"]),
+            self._decoupled,
+            group["maximize"],
+        )
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        options = self._options(group)
+        amsgrad, n = group["amsgrad"], _scratch_count(options)
         for p in group["params"]:
             g = self._grad(p)
             if g is None:
@@ -93,45 +104,96 @@ class Adam(Optimizer):
                 if amsgrad:
                     state["max_exp_avg_sq"] = np.zeros_like(w)
                 self.state[p] = state
-            m, v = state["exp_avg"], state["exp_avg_sq"]
             t = state["step"] = state["step"] + 1
-
-            if decoupled and wd:
-                w *= 1.0 - lr * wd
-            if (wd and not decoupled) or maximize:
-                s, tmp = self._buffers(p, 2)
-                if wd and not decoupled:
-                    np.multiply(w, wd, out=s)
-                    if maximize:
-                        s -= g
-                    else:
-                        s += g
-                else:
-                    np.negative(g, out=s)
-                g = s
-            else:
-                tmp = s = self._buffers(p, 1)[0]
-            # m += (1 - β1)(g - m), v = β2·v + ((1 - β2)·g)·g: the orders PyTorch's kernels use
-            np.subtract(g, m, out=tmp)
-            tmp *= 1.0 - beta1
-            m += tmp
-            v *= beta2
-            np.multiply(g, 1.0 - beta2, out=tmp)
-            tmp *= g
-            v += tmp
+            vmax = None
             if amsgrad:
                 vmax = state.get("max_exp_avg_sq")
                 if vmax is None:  # amsgrad switched on mid-run: the maximum starts from here
                     vmax = state["max_exp_avg_sq"] = np.zeros_like(w)
-                np.maximum(vmax, v, out=vmax)
-                v = vmax
-            # θ -= (γ / (1 - β1^t)) · m / (√v / √(1 - β2^t) + ε)
-            np.sqrt(v, out=s)
-            s /= math.sqrt(1.0 - beta2**t)
-            s += eps
-            np.divide(m, s, out=s)
-            s *= -lr / (1.0 - beta1**t)
-            w += s
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            bufs = self._buffers(p, n)
+            _adam_update(w, (g,), WHOLE, m, v, vmax, bufs[0], bufs[n - 1], t, options)
+
+    def _step_flat(self, group: dict[str, Any], flat: FlatGroup, grads: list[np.ndarray]) -> bool:
+        states, _ = self._flat_state(group, flat)
+        if states is None:
+            return False
+        t = states[0]["step"] + 1
+        for s in states:
+            s["step"] = t
+        options = self._options(group)
+        m, v = flat.state("exp_avg"), flat.state("exp_avg_sq")
+        vmax = flat.state("max_exp_avg_sq") if group["amsgrad"] else None
+        n = _scratch_count(options)
+        bufs = flat.scratch(n)
+        _adam_update(flat.data, grads, flat, m, v, vmax, bufs[0], bufs[n - 1], t, options)
+        return True
+
+
+def _scratch_count(options: tuple[Any, ...]) -> int:
+    """How many scratch arrays :func:`_adam_update` uses: two with Adam's (L2) weight decay."""
+    _, _, _, _, wd, decoupled, _ = options
+    return 2 if wd and not decoupled else 1
+
+
+def _adam_update(
+    w: np.ndarray,
+    grads: Sequence[np.ndarray],
+    layout: Any,
+    m: np.ndarray,
+    v: np.ndarray,
+    vmax: np.ndarray | None,
+    tmp: np.ndarray,
+    s: np.ndarray,
+    t: int,
+    options: tuple[Any, ...],
+) -> None:
+    """Adam's rule at step ``t``, in place, on weights ``w``: one parameter's array (``layout``
+    WHOLE) or a whole group's flat array (``layout`` its FlatGroup), ``grads`` the gradients of
+    its parts, moments ``m``, ``v`` (and ``vmax`` with amsgrad, else None), scratch ``tmp`` and
+    ``s`` (``s`` used only by Adam's L2 decay); ``options`` from :meth:`Adam._options`.
+
+    The gradients are read only by the first operations on them, once per part; maximize is
+    folded into the signs of those operations (negation is exact, so the results are those of
+    negating first, bit for bit)."""
+    lr, beta1, beta2, eps, wd, decoupled, maximize = options
+    parts = layout.parts
+    if decoupled and wd:
+        w *= 1.0 - lr * wd
+    elif wd:  # g ← g + λθ (or λθ - ∇ when maximizing), into s; then one part: s
+        np.multiply(w, wd, out=s)
+        for g, o in zip(grads, parts(s)):
+            if maximize:
+                np.subtract(o, g, out=o)
+            else:
+                np.add(o, g, out=o)
+        grads, parts, maximize = (s,), WHOLE.parts, False
+    # m ← m + (1 - β1)(g - m), PyTorch's lerp; with maximize g - m = -(∇ + m)
+    for g, a, o in zip(grads, parts(m), parts(tmp)):
+        if maximize:
+            np.add(g, a, out=o)
+        else:
+            np.subtract(g, a, out=o)
+    tmp *= -(1.0 - beta1) if maximize else 1.0 - beta1
+    m += tmp
+    # v ← β2·v + (1 - β2)·g²
+    for g, o in zip(grads, parts(tmp)):
+        np.multiply(g, g, out=o)
+    tmp *= 1.0 - beta2
+    v *= beta2
+    v += tmp
+    if vmax is not None:
+        np.maximum(vmax, v, out=vmax)
+        v = vmax
+    # PyTorch's θ ← θ - γ/(1 - β1^t) · m / (√v / √(1 - β2^t) + ε), multiplied out by
+    # √(1 - β2^t): θ ← θ - γ·√(1 - β2^t)/(1 - β1^t) · m / (√v + ε·√(1 - β2^t)) is the same
+    # maths (last-bit rounding apart) with one pass over the parameters fewer
+    c2 = math.sqrt(1.0 - beta2**t)
+    np.sqrt(v, out=tmp)
+    tmp += eps * c2
+    np.divide(m, tmp, out=tmp)
+    tmp *= -lr * c2 / (1.0 - beta1**t)
+    w += tmp
 
 
 class AdamW(Adam):

@@ -1,9 +1,19 @@
 """``Optimizer``: parameter groups, per-parameter state, ``zero_grad``/``step`` and checkpoints.
 
-Each subclass writes one method, ``_step_group(group)``, that updates the arrays ``p.data`` of a
-group in place from their ``p.grad``, outside the graph. State (momentum buffers, moment
-estimates, step counts) lives in ``optimizer.state[p]``; scratch arrays that hold nothing
-between steps live apart, so that a step allocates nothing once they exist.
+Each subclass writes ``_step_group(group)``, which updates the arrays ``p.data`` of a group in
+place from their ``p.grad``, one parameter at a time, outside the graph; SGD and Adam also write
+``_step_flat``, the same update on a whole group at once. For that, at its first step a group's
+parameters are laid out in one flat buffer (:class:`~tinygrad_nn.optim.flat.FlatGroup`: every
+``p.data`` becomes a view of it), and so are the state and the scratch arrays: a step is then a
+handful of numpy calls however many parameters there are. Before each step the layout is
+checked (``p.data`` still the view it was given, every gradient present); a ``p.data`` replaced
+by the user is copied back in, and what does not fit (a missing gradient, mixed dtypes,
+parameters sharing memory, step counts that differ) takes the per-parameter path, whose results
+are the same to the last bit.
+
+State (momentum buffers, moment estimates, step counts) lives in ``optimizer.state[p]`` (views
+into the flat buffers once laid out); scratch arrays that hold nothing between steps live
+apart, so that a step allocates nothing once they exist.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import numpy as np
 
 from ..autograd import enable_grad
 from ..tensor import Tensor
+from .flat import FlatGroup
 
 __all__ = ["Optimizer", "OptimizerStateError"]
 
@@ -56,6 +67,11 @@ class Optimizer:
     ``params`` is an iterable of parameters (e.g. ``model.parameters()``) or a list of dicts, one
     per group, ``{"params": [...], "lr": 0.01, ...}``; options a group leaves out come from
     ``defaults``. A parameter may appear only once across all groups.
+
+    SGD and Adam move each group's parameters into one buffer at their first step (see the
+    module docstring): ``p.data`` then becomes a view of it, with the same values, and stays
+    that view. An array taken from ``p.data`` before that step may no longer be the
+    parameter's; one assigned to ``p.data`` later is copied into the buffer at the next step.
     """
 
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]) -> None:
@@ -63,6 +79,9 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Tensor, dict[str, Any]] = {}
         self._scratch: dict[Tensor, list[np.ndarray]] = {}
+        # per group (by position): its FlatGroup, or the (param, data) ids it could not be laid
+        # out with, or None before its first step
+        self._flats: list[FlatGroup | tuple[int, ...] | None] = []
         name = type(self).__name__
         if isinstance(params, Tensor):
             raise TypeError(
@@ -96,6 +115,11 @@ class Optimizer:
             groups = [{"params": items}]
         for group in groups:
             self.add_param_group(group)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the layouts are a cache of views into arrays that copy.deepcopy and pickle would copy
+        # apart; they are laid out again at the next step
+        return {**self.__dict__, "_flats": []}
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
@@ -168,11 +192,113 @@ class Optimizer:
             if not (type(lr) is float and 0.0 <= lr < math.inf):  # changed since construction
                 owner = type(self).__name__ + (f" (param group {i})" if i else "")
                 group["lr"] = check_number(owner, "lr", lr)
-            self._step_group(group)
+            flat, grads = self._flat_grads(i, group) if self._flat_steps else (None, None)
+            if grads is None or not self._step_flat(group, flat, grads):
+                self._step_group(group)
         return loss
 
     def _step_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} has no _step_group()")
+
+    # ------------------------------------------------------------------ whole-group steps
+    # whether the subclass has a _step_flat (False on an instance forces the per-parameter path)
+    _flat_steps = False
+
+    def _step_flat(self, group: dict[str, Any], flat: FlatGroup, grads: list[np.ndarray]) -> bool:
+        """Update the whole group at once (``grads``: every parameter's, in order); False, with
+        nothing changed, when the state does not allow it (then ``_step_group`` runs)."""
+        return False
+
+    def _flat_grads(
+        self, i: int, group: dict[str, Any]
+    ) -> tuple[FlatGroup | None, list[np.ndarray] | None]:
+        """Group ``i`` laid out flat, and the gradients of its parameters (None unless every
+        parameter has one). The check below runs at every step; anything unusual goes to
+        :meth:`_relayout`."""
+        flats = self._flats
+        flat = flats[i] if i < len(flats) else None
+        params = group["params"]
+        if type(flat) is FlatGroup and len(params) == len(flat.params):
+            grads = []
+            for p, q, v in zip(params, flat.params, flat.views):
+                g = p.grad
+                if p is not q or p.data is not v or g is None or g.shape != v.shape:
+                    break
+                grads.append(g)
+            else:
+                return flat, grads
+        return self._relayout(i, params)
+
+    def _relayout(
+        self, i: int, params: list[Tensor]
+    ) -> tuple[FlatGroup | None, list[np.ndarray] | None]:
+        """The slow half of :meth:`_flat_grads`: lay the group out (again) if its parameters
+        changed, copy back into the buffer any ``p.data`` the user replaced by an array of the
+        same shape and dtype, and check the gradients."""
+        while len(self._flats) <= i:
+            self._flats.append(None)
+        flat = self._flats[i]
+        if type(flat) is FlatGroup and (
+            len(params) != len(flat.params) or any(p is not q for p, q in zip(params, flat.params))
+        ):
+            flat = None
+        if type(flat) is FlatGroup:
+            for p, v in zip(params, flat.views):
+                d = p.data
+                if d is not v:
+                    if d.shape != v.shape or d.dtype != v.dtype:
+                        flat = None
+                        break
+                    np.copyto(v, d)
+                    p.data = v
+        if type(flat) is not FlatGroup:
+            key = tuple(id(x) for p in params for x in (p, p.data))
+            # build, unless these are the parameters and arrays that could not be laid out before
+            flat = FlatGroup.build(params) if flat != key else None
+            self._flats[i] = flat if flat is not None else key
+            if flat is None:
+                return None, None
+        grads = [self._grad(p) for p in params]
+        return flat, (grads if all(g is not None for g in grads) else None)
+
+    def _flat_state(
+        self, group: dict[str, Any], flat: FlatGroup
+    ) -> tuple[list[dict[str, Any]] | None, bool]:
+        """``(states, fresh)``: every parameter's state dict, with its arrays in ``flat``'s state
+        buffers (arrays put there by ``load_state_dict`` or by the user are copied in). If no
+        parameter has state yet, new state is made for all, zeroed, with ``fresh`` True. None
+        when the group cannot be stepped as one: only some parameters have state, their step
+        counts differ, or an array does not fit."""
+        keys = self._state_keys(group)
+        if not keys:
+            return [], False
+        get = self.state.get
+        states = [get(p) for p in flat.params]
+        arrays = [(k, flat.parts(flat.state(k))) for k in keys if k != "step"]
+        if None in states:
+            if states.count(None) != len(states):
+                return None, False
+            for j, p in enumerate(flat.params):
+                s = {"step": 0} if "step" in keys else {}
+                for k, views in arrays:
+                    views[j].fill(0)
+                    s[k] = views[j]
+                self.state[p] = states[j] = s
+            return states, True
+        if "step" in keys:
+            t = states[0].get("step")
+            for s in states:
+                if s.get("step") != t:
+                    return None, False
+        for k, views in arrays:
+            for s, v in zip(states, views):
+                a = s.get(k)
+                if a is not v:
+                    if not isinstance(a, np.ndarray) or a.shape != v.shape:
+                        return None, False
+                    np.copyto(v, a)
+                    s[k] = v
+        return states, False
 
     def _buffers(self, p: Tensor, n: int) -> list[np.ndarray]:
         """``n`` scratch arrays shaped like ``p``, made once and reused at every step."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from .flat import WHOLE, FlatGroup
 from .optimizer import Optimizer, check_number
 
 __all__ = ["SGD"]
@@ -69,52 +70,123 @@ class SGD(Optimizer):
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("momentum_buffer",) if group["momentum"] else ()
 
+    _flat_steps = True
+
+    @staticmethod
+    def _options(group: dict[str, Any]) -> tuple[Any, ...]:
+        """(lr, μ, 1 - τ, λ, nesterov, maximize) as :func:`_sgd_update` takes them."""
+        return (
+            float(group["lr"]),
+            float(group["momentum"]),
+            1.0 - float(group["dampening"]),
+            float(group["weight_decay"]),
+            group["nesterov"],
+            group["maximize"],
+        )
+
     def _step_group(self, group: dict[str, Any]) -> None:
-        lr = float(group["lr"])
-        mu = float(group["momentum"])
-        keep = 1.0 - float(group["dampening"])
-        wd = float(group["weight_decay"])
-        nesterov, maximize = group["nesterov"], group["maximize"]
+        options = self._options(group)
+        mu, n = options[1], _scratch_count(options)
         for p in group["params"]:
             g = self._grad(p)
             if g is None:
                 continue
             w = p.data
-            s = self._buffers(p, 1)[0]
-            if wd:
-                np.multiply(w, wd, out=s)
-                if maximize:
-                    s -= g
-                else:
-                    s += g
-                g = s
-            elif maximize:
-                np.negative(g, out=s)
-                g = s
+            bufs = self._buffers(p, n)
+            buf, first = None, False
             if mu:
                 state = self.state.get(p)
-                if state is None:
-                    buf = np.array(g, dtype=w.dtype, copy=True)
+                first = state is None
+                if first:
+                    buf = np.empty_like(w)
                     self.state[p] = {"momentum_buffer": buf}
                 else:
                     buf = state["momentum_buffer"]
-                    buf *= mu
-                    if keep != 1.0:
-                        # dampening > 0 excludes nesterov, so g may be overwritten here
-                        np.multiply(g, keep, out=s)
-                        buf += s
-                    else:
-                        buf += g
-                if nesterov:
-                    if g is s:
-                        s2 = self._buffers(p, 2)[1]
-                        np.multiply(buf, mu, out=s2)
-                        s += s2
-                    else:
-                        np.multiply(buf, mu, out=s)
-                        s += g
-                    g = s
+            _sgd_update(w, (g,), WHOLE, buf, first, bufs[0], bufs[n - 1], options)
+
+    def _step_flat(self, group: dict[str, Any], flat: FlatGroup, grads: list[np.ndarray]) -> bool:
+        options = self._options(group)
+        buf, first = None, False
+        if options[1]:
+            states, first = self._flat_state(group, flat)
+            if states is None:
+                return False
+            buf = flat.state("momentum_buffer")
+        n = _scratch_count(options)
+        bufs = flat.scratch(n)
+        _sgd_update(flat.data, grads, flat, buf, first, bufs[0], bufs[n - 1], options)
+        return True
+
+
+def _scratch_count(options: tuple[Any, ...]) -> int:
+    """How many scratch arrays :func:`_sgd_update` uses: two for Nesterov with weight decay."""
+    _, _, _, wd, nesterov, _ = options
+    return 2 if nesterov and wd else 1
+
+
+def _sgd_update(
+    w: np.ndarray,
+    grads: Sequence[np.ndarray],
+    layout: Any,
+    buf: np.ndarray | None,
+    first: bool,
+    s: np.ndarray,
+    s2: np.ndarray,
+    options: tuple[Any, ...],
+) -> None:
+    """SGD's rule, in place, on weights ``w``: one parameter's array (``layout`` WHOLE) or a
+    whole group's flat array (``layout`` its FlatGroup), ``grads`` the gradients of its parts,
+    ``buf`` the momentum buffer (None without momentum; set to the gradient at the ``first``
+    step), ``s`` and ``s2`` scratch (``s2`` used only by Nesterov with weight decay);
+    ``options`` from :meth:`SGD._options`.
+
+    The gradients are read only by the first operation on them, once per part; maximize is
+    folded into the signs of the operations that read them (negation is exact, so the results
+    are those of negating first, bit for bit)."""
+    lr, mu, keep, wd, nesterov, maximize = options
+    parts = layout.parts
+    if wd:  # g ← g + λθ (or λθ - ∇ when maximizing), into s; then one part: s
+        np.multiply(w, wd, out=s)
+        for g, o in zip(grads, parts(s)):
+            if maximize:
+                np.subtract(o, g, out=o)
+            else:
+                np.add(o, g, out=o)
+        grads, parts, maximize = (s,), WHOLE.parts, False
+    if buf is None:  # θ ← θ - γg
+        c = lr if maximize else -lr
+        for g, o in zip(grads, parts(s)):
+            np.multiply(g, c, out=o)
+        w += s
+        return
+    if first:  # b ← g
+        for g, o in zip(grads, parts(buf)):
+            if maximize:
+                np.negative(g, out=o)
+            else:
+                np.copyto(o, g)
+    else:  # b ← μb + (1 - τ)g
+        buf *= mu
+        if keep != 1.0:
+            for g, o in zip(grads, parts(s)):
+                np.multiply(g, -keep if maximize else keep, out=o)
+            buf += s
+        else:
+            for g, o in zip(grads, parts(buf)):
+                if maximize:
+                    np.subtract(o, g, out=o)
                 else:
-                    g = buf
-            np.multiply(g, -lr, out=s)
-            w += s
+                    np.add(o, g, out=o)
+    if nesterov:  # θ ← θ - γ(g + μb)
+        d = s2 if grads[0] is s else s
+        np.multiply(buf, mu, out=d)
+        for g, o in zip(grads, parts(d)):
+            if maximize:
+                np.subtract(o, g, out=o)
+            else:
+                np.add(o, g, out=o)
+        d *= -lr
+        w += d
+    else:  # θ ← θ - γb
+        np.multiply(buf, -lr, out=s)
+        w += s

@@ -1,0 +1,424 @@
+"""fit / evaluate / predict, History, the progress output and the callbacks."""
+
+import io as stdio
+import sys
+
+import numpy as np
+import pytest
+
+import tinygrad_nn as tg
+from tinygrad_nn import io, nn
+from tinygrad_nn.data import make_moons
+from tinygrad_nn.optim import SGD, Adam
+from tinygrad_nn.train import (
+    Callback,
+    EarlyStopping,
+    History,
+    ModelCheckpoint,
+    PredictionRecorder,
+    accuracy,
+    evaluate,
+    fit,
+    predict,
+)
+
+
+def moons_model():
+    tg.manual_seed(0)
+    return nn.Sequential(nn.Dense(2, 16), nn.Tanh(), nn.Dense(16, 2))
+
+
+@pytest.fixture
+def moons():
+    x, y = make_moons(200, noise=0.1, seed=0)
+    return x, y
+
+
+def test_fit_learns_and_fills_history(moons):
+    x, y = moons
+    model = moons_model()
+    before = evaluate(model, "cross_entropy", x, y)
+    h = fit(
+        model,
+        "cross_entropy",
+        Adam(model.parameters(), lr=0.05),
+        x,
+        y,
+        epochs=15,
+        batch_size=16,
+        validation_data=(x, y),
+        verbose=0,
+        seed=0,
+    )
+    assert isinstance(h, History) and len(h) == 15 and h.epoch == list(range(15))
+    assert set(h.keys()) == {"loss", "accuracy", "val_loss", "val_accuracy", "time"}
+    assert all(len(v) == 15 for v in h.history.values())
+    assert h["val_accuracy"][-1] >= 0.95 and h["loss"][-1] < h["loss"][0]
+    assert h["val_loss"][-1] < before["loss"]
+    assert all(t > 0 for t in h["time"])
+    assert h.to_dict()["epoch"] == list(range(15))
+    after = evaluate(model, "cross_entropy", x, y)
+    assert after["accuracy"] == pytest.approx(h["val_accuracy"][-1])
+    assert "History(epochs=15" in repr(h)
+
+
+def test_fit_is_reproducible_with_a_seed(moons):
+    x, y = moons
+    runs = []
+    for _ in range(2):
+        model = moons_model()
+        h = fit(
+            model,
+            "cross_entropy",
+            SGD(model.parameters(), lr=0.1),
+            x,
+            y,
+            epochs=2,
+            verbose=0,
+            seed=3,
+        )
+        runs.append(h["loss"])
+    assert runs[0] == runs[1]
+
+
+def test_targets_are_fitted_to_the_loss(moons):
+    x, y = moons
+    # class labels with MSE on two outputs become one-hot rows
+    model = moons_model()
+    h = fit(model, "mse", SGD(model.parameters(), lr=0.5), x, y, epochs=3, verbose=0)
+    assert np.isfinite(h["loss"]).all()
+    # labels (N,) with BCE on one sigmoid output become a column (N, 1)
+    tg.manual_seed(0)
+    single = nn.Sequential(nn.Dense(2, 8), nn.Tanh(), nn.Dense(8, 1), nn.Sigmoid())
+    h = fit(single, "bce", Adam(single.parameters(), lr=0.05), x, y, epochs=10, verbose=0)
+    assert h["accuracy"][-1] > 0.8
+    # and a loss module works the same as its name
+    tg.manual_seed(0)
+    logits = nn.Sequential(nn.Dense(2, 8), nn.Tanh(), nn.Dense(8, 1))
+    h = fit(
+        logits,
+        nn.BCEWithLogitsLoss(),
+        Adam(logits.parameters(), lr=0.05),
+        x,
+        y,
+        epochs=10,
+        verbose=0,
+    )
+    assert h["accuracy"][-1] > 0.8  # thresholded at 0 for logits
+
+
+def test_custom_loss_function_and_metric(moons):
+    x, y = moons
+    model = moons_model()
+
+    def my_loss(pred, target):
+        return nn.functional.cross_entropy(pred, target) * 2
+
+    def error_rate(pred, target):
+        return float(np.mean(pred.argmax(1) != target))
+
+    h = fit(
+        model,
+        my_loss,
+        Adam(model.parameters(), lr=0.05),
+        x,
+        y,
+        epochs=3,
+        metrics=("accuracy", error_rate),
+        verbose=0,
+    )
+    assert h["error_rate"][-1] == pytest.approx(1 - h["accuracy"][-1])
+
+
+def test_accuracy_layouts():
+    probs = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+    assert accuracy(probs, np.array([1, 0, 0])) == pytest.approx(2 / 3)
+    assert accuracy(probs, np.eye(2)[[1, 0, 0]]) == pytest.approx(2 / 3)  # one-hot
+    single = np.array([[0.9], [0.4], [0.6]])
+    assert accuracy(single, np.array([1, 0, 0])) == pytest.approx(2 / 3)  # threshold 0.5
+    assert accuracy(single.ravel(), np.array([[1.0], [0.0], [1.0]])) == 1.0
+    assert accuracy(np.array([[2.0], [-1.0]]), [1, 0], threshold=0.0) == 1.0
+    with pytest.raises(ValueError, match="2 predictions but 3"):
+        accuracy(probs[:2], [0, 1, 1])
+
+
+def test_non_terminal_output_is_one_line_per_epoch(moons, capsys):
+    x, y = moons
+    model = moons_model()
+    # under pytest stderr is not a terminal: verbose=1 falls back to lines, as verbose=2 does
+    for verbose in (1, 2):
+        fit(
+            model,
+            "cross_entropy",
+            SGD(model.parameters(), lr=0.1),
+            x,
+            y,
+            epochs=3,
+            validation_data=(x, y),
+            verbose=verbose,
+        )
+        out, err = capsys.readouterr()
+        lines = out.strip().splitlines()
+        assert len(lines) == 3 and err == ""
+        assert "\r" not in out
+        assert lines[0].startswith("Epoch 1/3 - ") and "val_accuracy: " in lines[0]
+    fit(model, "cross_entropy", SGD(model.parameters(), lr=0.1), x, y, verbose=0)
+    assert capsys.readouterr() == ("", "")
+
+
+class FakeTerminal(stdio.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_terminal_gets_a_progress_bar_with_the_running_mean(moons, monkeypatch, capsys):
+    x, y = moons
+    model = moons_model()
+    term = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    monkeypatch.setattr("tinygrad_nn.train._REFRESH_SECONDS", 0.0)  # redraw every step
+    fit(
+        model,
+        "cross_entropy",
+        SGD(model.parameters(), lr=0.1),
+        x,
+        y,
+        epochs=2,
+        batch_size=8,
+        validation_data=(x, y),
+        verbose=1,
+    )
+    bar = term.getvalue()
+    assert "Epoch 1/2" in bar and "Epoch 2/2" in bar
+    assert "epoch mean: loss=" in bar  # the running mean while the epoch runs
+    assert "val_loss=" in bar  # the epoch's final numbers on the finished bar
+    assert "25/25" in bar
+    assert capsys.readouterr().out == ""  # no duplicate epoch lines
+
+
+def test_progress_bar_redraw_is_throttled(moons, monkeypatch):
+    x, y = moons
+    model = moons_model()
+    term = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    fit(model, "cross_entropy", SGD(model.parameters(), lr=0.1), x, y, batch_size=1, verbose=1)
+    # 200 steps well within 0.1 s of redraws: far fewer redraws than steps
+    assert term.getvalue().count("\r") < 50
+
+
+def test_evaluate_and_predict(moons):
+    x, y = moons
+    model = nn.Sequential(nn.Dense(2, 8), nn.Dropout(0.5), nn.Dense(8, 3))
+    out = predict(model, x, batch_size=64)
+    assert isinstance(out, np.ndarray) and out.shape == (200, 3) and out.dtype == np.float32
+    assert np.array_equal(out, predict(model, x))  # eval mode: dropout is off
+    assert model.training  # the mode is restored
+    res = evaluate(model, "cross_entropy", x, y, batch_size=7)
+    assert set(res) == {"loss", "accuracy"} and 0 <= res["accuracy"] <= 1
+    full = nn.functional.cross_entropy(tg.Tensor(out), y).item()
+    assert res["loss"] == pytest.approx(full, rel=1e-5)  # batch means weighted by size
+    assert set(evaluate(model, None, x, y)) == {"accuracy"}
+    with tg.no_grad():
+        pass
+    assert tg.is_grad_enabled()
+
+
+def test_errors(moons):
+    x, y = moons
+    model = moons_model()
+    opt = SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="empty"):
+        fit(model, "cross_entropy", opt, x[:0], y[:0], verbose=0)
+    with pytest.raises(ValueError, match=r"len\(x\) = 200, len\(y\) = 199"):
+        fit(model, "cross_entropy", opt, x, y[:-1], verbose=0)
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        fit(model, "cross_entropy", opt, x, y, epochs=0, verbose=0)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        fit(model, "cross_entropy", opt, x, y, batch_size=0, verbose=0)
+    with pytest.raises(TypeError, match="epochs must be an int"):
+        fit(model, "cross_entropy", opt, x, y, epochs=1.5, verbose=0)
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        fit(model, "hinge", opt, x, y, verbose=0)
+    with pytest.raises(ValueError, match="reduction='none'"):
+        fit(model, nn.CrossEntropyLoss(reduction="none"), opt, x, y, verbose=0)
+    with pytest.raises(ValueError, match="unknown metric"):
+        fit(model, "cross_entropy", opt, x, y, metrics=("f1",), verbose=0)
+    with pytest.raises(ValueError, match="x_val and y_val|len\\(y_val\\)"):
+        fit(model, "cross_entropy", opt, x, y, validation_data=(x, y[:3]), verbose=0)
+    with pytest.raises(ValueError, match="verbose"):
+        fit(model, "cross_entropy", opt, x, y, verbose=3)
+    with pytest.raises(KeyError, match="pass validation_data"):
+        fit(model, "cross_entropy", opt, x, y, verbose=0, callbacks=[EarlyStopping()])
+    with pytest.raises(ValueError, match="empty"):
+        predict(model, x[:0])
+
+
+class Drift:
+    """An 'optimizer' that pushes every parameter up by 1 per step, whatever the gradient:
+    the loss gets worse every epoch after the first."""
+
+    def __init__(self, params):
+        self.params = list(params)
+
+    def zero_grad(self):
+        pass
+
+    def step(self):
+        for p in self.params:
+            p.data += 1.0
+
+
+def test_early_stopping_stops_and_restores_best_weights():
+    model = nn.Dense(1, 1)
+    nn.init.constant_(model.weight, -1.5)
+    nn.init.zeros_(model.bias)
+    x = np.ones((1, 1), np.float32)
+    y = np.zeros((1, 1), np.float32)
+    stop = EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    # weight after epoch e (one step each): -1.5 + 2(e + 1) → outputs 0.5, 2.5, 4.5, ...
+    h = fit(
+        model,
+        "mse",
+        Drift(model.parameters()),
+        x,
+        y,
+        epochs=20,
+        batch_size=1,
+        validation_data=(x, y),
+        metrics=(),
+        verbose=0,
+        callbacks=[stop],
+    )
+    assert len(h) == 3  # best at epoch 0, then 2 epochs without improvement
+    assert stop.best_epoch == 0 and stop.stopped_epoch == 2
+    assert h["val_loss"][0] == pytest.approx(0.25)
+    assert model.weight.data[0, 0] == pytest.approx(-0.5)  # the weights after epoch 0
+    assert model.bias.data[0] == pytest.approx(1.0)
+
+
+def test_early_stopping_without_restore_keeps_last_weights():
+    model = nn.Dense(1, 1)
+    nn.init.constant_(model.weight, -1.5)
+    nn.init.zeros_(model.bias)
+    x, y = np.ones((1, 1), np.float32), np.zeros((1, 1), np.float32)
+    stop = EarlyStopping(monitor="loss", patience=0)
+    fit(
+        model,
+        "mse",
+        Drift(model.parameters()),
+        x,
+        y,
+        epochs=20,
+        batch_size=1,
+        metrics=(),
+        verbose=0,
+        callbacks=[stop],
+    )
+    # the training loss is measured before each step: outputs -1.5, 0.5, 2.5 → best at epoch 1
+    assert stop.best_epoch == 1 and stop.stopped_epoch == 2
+    assert model.weight.data[0, 0] == pytest.approx(1.5)  # the last weights, not the best
+
+
+def test_model_checkpoint_writes_a_loadable_file(moons, tmp_path):
+    x, y = moons
+    model = moons_model()
+    ckpt = ModelCheckpoint(tmp_path / "best.safetensors", monitor="val_accuracy")
+    h = fit(
+        model,
+        "cross_entropy",
+        Adam(model.parameters(), lr=0.05),
+        x,
+        y,
+        epochs=5,
+        validation_data=(x, y),
+        verbose=0,
+        callbacks=[ckpt],
+    )
+    assert ckpt.saved and ckpt.best == max(h["val_accuracy"])
+    fresh = moons_model()
+    nn.init.zeros_(fresh[0].weight)
+    fresh.load_state_dict(io.load(tmp_path / "best.safetensors"))
+    assert evaluate(fresh, "cross_entropy", x, y)["accuracy"] == pytest.approx(ckpt.best)
+
+    every = ModelCheckpoint(tmp_path / "ep{epoch:02d}-{loss:.3f}.safetensors", save_best_only=False)
+    fit(
+        model,
+        "cross_entropy",
+        SGD(model.parameters(), lr=0.01),
+        x,
+        y,
+        epochs=3,
+        verbose=0,
+        callbacks=[every],
+    )
+    assert [p.name[:4] for p in every.saved] == ["ep01", "ep02", "ep03"]
+    assert all(p.exists() for p in every.saved)
+
+
+def test_callback_hooks_and_stop_training(moons):
+    x, y = moons
+    calls = []
+
+    class Spy(Callback):
+        def on_train_begin(self, logs=None):
+            calls.append("begin")
+
+        def on_epoch_begin(self, epoch, logs=None):
+            calls.append(f"start {epoch}")
+
+        def on_epoch_end(self, epoch, logs):
+            calls.append(f"end {epoch} {sorted(logs)}")
+            self.stop_training = epoch == 1
+
+        def on_train_end(self, logs=None):
+            calls.append(f"done {sorted(logs)}")
+
+    model = moons_model()
+    h = fit(
+        model,
+        "cross_entropy",
+        SGD(model.parameters(), lr=0.1),
+        x,
+        y,
+        epochs=5,
+        verbose=0,
+        callbacks=[Spy()],
+    )
+    assert len(h) == 2
+    assert calls == [
+        "begin",
+        "start 0",
+        "end 0 ['accuracy', 'loss', 'time']",
+        "start 1",
+        "end 1 ['accuracy', 'loss', 'time']",
+        "done ['accuracy', 'loss', 'time']",
+    ]
+    with pytest.raises(TypeError, match="Callback"):
+        fit(
+            model,
+            "cross_entropy",
+            SGD(model.parameters(), lr=0.1),
+            x,
+            y,
+            verbose=0,
+            callbacks=[object()],
+        )
+
+
+def test_prediction_recorder(moons):
+    x, y = moons
+    model = moons_model()
+    grid = np.zeros((5, 2), np.float32)
+    rec = PredictionRecorder(grid, every=2)
+    fit(
+        model,
+        "cross_entropy",
+        SGD(model.parameters(), lr=0.1),
+        x,
+        y,
+        epochs=5,
+        verbose=0,
+        callbacks=[rec],
+    )
+    assert [e for e, _ in rec.snapshots] == [0, 2, 4, 5]
+    assert all(p.shape == (5, 2) for _, p in rec.snapshots)
