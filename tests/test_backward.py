@@ -445,3 +445,12 @@ def test_custom_backward_with_a_wrong_shape_is_reported():
     x = leaf([1.0, 2.0])
     with pytest.raises(RuntimeError, match=r"Bad\.backward returned a gradient of shape \(7,\)"):
         Bad.apply(x).sum().backward()
+
+
+def test_released_graph_error_leaves_retained_grads_untouched():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    loss = (x * x).sum().retain_grad()  # the root itself keeps its grad
+    loss.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        loss.backward()
+    assert loss.grad == 1.0  # not 2: the failed pass changed nothing

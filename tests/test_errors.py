@@ -232,3 +232,10 @@ def test_assigning_a_tensor_that_requires_grad_is_refused():
 def test_item_on_a_larger_tensor():
     with pytest.raises(ValueError, match=r"only one-element tensors .* shape \(2, 3\)"):
         leaf((2, 3)).item()
+
+
+def test_array_copy_false_with_another_dtype_is_refused():
+    t = Tensor(np.ones(3, np.float32))
+    assert np.asarray(t) is t.data  # no copy when nothing changes
+    with pytest.raises(ValueError, match="without a copy"):
+        t.__array__(np.float64, copy=False)

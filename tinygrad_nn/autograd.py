@@ -289,14 +289,14 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
         t = heappop(heap)[1]
         g = pending.pop(id(t))
         node = t._ctx
-        if t._retain:
-            t.grad = g.copy() if t.grad is None else t.grad + g
         if node.saved_tensors is _RELEASED:
             raise RuntimeError(
                 f"backward: trying to backward through the graph a second time (at the "
                 f"{node.name} node), but its saved arrays were already freed; call "
                 f"backward(retain_graph=True) the first time if you need to backward twice"
             )
+        if t._retain:
+            t.grad = g.copy() if t.grad is None else t.grad + g
         in_grads = node.backward(g)
         if type(in_grads) is not tuple:
             in_grads = (in_grads,)

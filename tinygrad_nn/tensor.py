@@ -519,6 +519,11 @@ class Tensor:
                 "gradients would be lost silently; use tensor.detach().numpy() (or .numpy())"
             )
         if dtype is not None and np.dtype(dtype) != self.data.dtype:
+            if copy is False:
+                raise ValueError(
+                    f"cannot give a {self.data.dtype} tensor's data as {np.dtype(dtype)} "
+                    "without a copy (copy=False)"
+                )
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
 

@@ -166,7 +166,10 @@ class Tanh(Function):
 
 class Sigmoid(Function):
     """out = σ(a) = 1 / (1 + e⁻ᵃ), computed as ½ + ½·tanh(a/2), which cannot overflow;
-    dL/da = g · out · (1 - out)."""
+    dL/da = g · out · (1 - out).
+
+    The price of that form: in float32 the result rounds to exactly 0 or 1 once |a| > ~17
+    (absolute error < 4e-8), where 1 / (1 + e⁻ᵃ) would keep tiny values below 0.5."""
 
     __slots__ = ()
 
