@@ -239,3 +239,30 @@ def test_array_copy_false_with_another_dtype_is_refused():
     assert np.asarray(t) is t.data  # no copy when nothing changes
     with pytest.raises(ValueError, match="without a copy"):
         t.__array__(np.float64, copy=False)
+
+
+def test_assigning_into_a_constant_a_graph_saved_is_caught_at_backward():
+    x = Tensor(np.array([1.0, 2.0, 3.0]))
+    w = Tensor(np.ones(3), requires_grad=True)
+    y = (w * x).sum()
+    x[0] = 100.0  # Mul saved the old x for w's gradient
+    with pytest.raises(RuntimeError, match="input 1 .* of the Mul node was modified"):
+        y.backward()
+    x[1] = 5.0  # assigning before the graph is built is fine
+    (w * x).sum().backward()
+    np.testing.assert_array_equal(w.grad, [100.0, 5.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    "other",
+    [np.float64(2), np.int64(2), np.prod((2, 3)), [1, 2, 3], np.array([1, 2, 3]), 2.0],
+)
+def test_numpy_scalars_and_int_arrays_do_not_widen_float32(other):
+    t = Tensor(np.ones(3, np.float32), requires_grad=True)
+    for out in (t * other, other * t, t + other, t / other):
+        assert out.dtype == np.float32
+
+
+def test_int_tensor_times_python_float_gives_the_default_float():
+    assert (Tensor([1, 2]) * 0.5).dtype == np.float32
+    assert (0.5 * Tensor([1, 2])).dtype == np.float32

@@ -382,3 +382,10 @@ def test_quadratic_cost_is_nielsens_c_and_fused():
     at = t64(a)
     F.quadratic_cost(at, y).backward()
     np.testing.assert_allclose(at.grad, (a - y) / 5)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_is_differentiable_in_a_probability_target(reduction):
+    (z,) = rng_arrays(10, (3, 4))
+    probs = np.random.default_rng(11).dirichlet(np.ones(4), 3)
+    assert gradcheck(lambda z, y: F.cross_entropy(z, y, reduction), t64(z), t64(probs))

@@ -257,3 +257,18 @@ def test_a_new_thread_starts_with_anomaly_mode_off():
         run_threads(lambda: seen.append(is_anomaly_enabled()))
         assert is_anomaly_enabled()
     assert seen == [False]
+
+
+def test_threads_accumulating_into_one_leaf_lose_nothing():
+    w = tg.Tensor(np.zeros(200_000, np.float32), requires_grad=True)
+
+    def work():
+        for _ in range(50):
+            (w * 1.0).sum().backward()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert np.all(w.grad == 200.0)

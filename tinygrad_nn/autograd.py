@@ -16,9 +16,10 @@ This module knows nothing of layers; it builds output tensors through the one co
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import weakref
+from collections.abc import Callable
 from heapq import heappop, heappush
 from itertools import count
 from typing import Any
@@ -51,6 +52,7 @@ STATE = _ThreadState()
 _RELEASED = ("released",)  # stands in for saved arrays after backward frees them
 
 _sequence = count()  # recording order: an op's output is numbered after its inputs
+LEAF_LOCK = threading.Lock()  # guards read-modify-write of a leaf's .grad across threads
 _tensor_type: Any = None
 _make_tensor: Any = None
 
@@ -182,8 +184,6 @@ class _GradMode:
         STATE.grad_enabled = STATE.saved_modes.pop()
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        import functools
-
         enabled = self.enabled
 
         @functools.wraps(fn)
@@ -212,17 +212,6 @@ def set_grad_enabled(mode: bool) -> _GradMode:
 def is_grad_enabled() -> bool:
     """Whether ops record the graph in the current thread."""
     return STATE.grad_enabled
-
-
-@contextmanager
-def module_scope(scope: Any) -> Iterator[None]:
-    """Mark the ops run inside as belonging to ``scope`` (a module call), for drawing graphs."""
-    prev = STATE.scope
-    STATE.scope = scope
-    try:
-        yield
-    finally:
-        STATE.scope = prev
 
 
 # ----------------------------------------------------------------------------- backward pass
@@ -289,6 +278,8 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
         t = heappop(heap)[1]
         g = pending.pop(id(t))
         node = t._ctx
+        if node.seq < MUTATIONS.last:
+            _check_unmodified(node)
         if node.saved_tensors is _RELEASED:
             raise RuntimeError(
                 f"backward: trying to backward through the graph a second time (at the "
@@ -313,14 +304,15 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
             if ig.dtype != d.dtype:
                 ig = ig.astype(d.dtype)
             ctx = inp._ctx
-            if ctx is None:  # a leaf: accumulate into .grad
-                if inp.grad is None:
-                    if ig.base is not None or id(ig) in given_to_leaves:
-                        ig = ig.copy()  # a leaf's .grad never aliases another array we hand out
-                    given_to_leaves.add(id(ig))
-                    inp.grad = ig
-                else:
-                    inp.grad = inp.grad + ig
+            if ctx is None:  # a leaf: accumulate into .grad (threads may share the leaf)
+                with LEAF_LOCK:
+                    if inp.grad is None:
+                        if ig.base is not None or id(ig) in given_to_leaves:
+                            ig = ig.copy()  # a leaf's .grad never aliases another array
+                        given_to_leaves.add(id(ig))
+                        inp.grad = ig
+                    else:
+                        inp.grad = inp.grad + ig
             else:
                 k = id(inp)
                 prev = pending.get(k)
@@ -329,6 +321,50 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
                     heappush(heap, (-ctx.seq, inp))
                 else:
                     pending[k] = prev + ig
+
+
+class _Mutations:
+    """Item assignments into tensors: the recording number at each tensor's last assignment, and
+    ``last``, the largest. A node recorded before an assignment into one of its inputs may have
+    saved the old values, so backward refuses it (as PyTorch's version counters do). Keyed by
+    id with a weak reference (tensors compare elementwise, so they cannot be dict keys)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, tuple[weakref.ref[Any], int]] = {}
+        self.last = -1
+
+    def record(self, tensor: Any) -> None:
+        key = id(tensor)
+
+        def forget(ref: weakref.ref[Any], key: int = key) -> None:
+            entry = self.seen.get(key)
+            if entry is not None and entry[0] is ref:
+                del self.seen[key]
+
+        with LEAF_LOCK:
+            self.last = seq = next(_sequence)
+            entry = self.seen.get(key)
+            ref = entry[0] if entry is not None and entry[0]() is tensor else None
+            self.seen[key] = (ref or weakref.ref(tensor, forget), seq)
+
+    def since(self, tensor: Any) -> int:
+        """The recording number of the last assignment into ``tensor`` (-1 if none)."""
+        entry = self.seen.get(id(tensor))
+        return entry[1] if entry is not None and entry[0]() is tensor else -1
+
+
+MUTATIONS = _Mutations()
+
+
+def _check_unmodified(node: Function) -> None:
+    for i, inp in enumerate(node.inputs):
+        if isinstance(inp, _tensor_type) and MUTATIONS.since(inp) > node.seq:
+            raise RuntimeError(
+                f"backward: input {i} (shape {inp.shape}) of the {node.name} node was modified "
+                f"by item assignment after {node.name} used it, so the values it saved for "
+                f"backward are stale; assign into a copy (Tensor(t.numpy().copy())) instead, or "
+                f"recompute the forward after the assignment"
+            )
 
 
 def _fit_shape(node: Function, grad: Any, shape: tuple[int, ...]) -> np.ndarray:

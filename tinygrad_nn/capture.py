@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import STATE, Function, _fit_shape, run_backward
+from .autograd import LEAF_LOCK, STATE, Function, _fit_shape, run_backward
 from .random import get_generator
 from .tensor import Tensor, _make, _to_array
 
@@ -60,6 +60,7 @@ class _Plan:
             "ndarray": np.ndarray,
             "asarray": np.asarray,
             "fit": _fit_shape,
+            "LEAF_LOCK": LEAF_LOCK,
         }
         leaves: dict[int, str] = {}
         fwd = [f"def replay({', '.join(name_of.values())}):"]
@@ -120,11 +121,12 @@ class _Plan:
                     block += [
                         f"            if e.shape != S_{ref}: e = fit(n{k}, e, S_{ref})",
                         f"            if e.dtype != D_{ref}: e = e.astype(D_{ref})",
-                        f"            if {ref}.grad is not None: {ref}.grad = {ref}.grad + e",
-                        "            else:",
-                        "                if e.base is not None or id(e) in given: e = e.copy()",
-                        "                given.add(id(e))",
-                        f"                {ref}.grad = e",
+                        "            with LEAF_LOCK:",
+                        f"                if {ref}.grad is not None: {ref}.grad = {ref}.grad + e",
+                        "                else:",
+                        "                    if e.base is not None or id(e) in given: e = e.copy()",
+                        "                    given.add(id(e))",
+                        f"                    {ref}.grad = e",
                     ]
                     continue
                 reached.add(ref)
@@ -136,7 +138,7 @@ class _Plan:
         init = [f"    g_{ref} = None" for ref in sorted(reached) if ref != loss_name]
         release = ["    for n in NODES: n.saved_tensors = ()"]
         env["NODES"] = tuple(node for node, _, _ in ops)
-        body = fwd + init + [f"    g_{loss_name} = ROOT", "    given = set()"] + bwd + release
+        body = fwd + init + [f"    g_{loss_name} = ROOT", "    given = {id(ROOT)}"] + bwd + release
         self.source = "\n".join(body + [f"    return {loss_name}", ""])
         for node, _, _ in ops:  # the traced graph's tensors are not needed any more
             node.inputs = ()

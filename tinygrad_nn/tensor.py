@@ -510,6 +510,7 @@ class Tensor:
                 )
             value = value.data
         self.data[_plain_index(index)] = value
+        autograd.MUTATIONS.record(self)
 
     # ------------------------------------------------------------------ numpy interop
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
@@ -579,34 +580,42 @@ def _make(data: np.ndarray, requires_grad: bool, node: Function | None) -> Tenso
 
 autograd.set_tensor_type(Tensor, _make)
 
-_SCALARS = (int, float, bool)
-_AS_IS = (Tensor, int, float, bool)  # operands used without conversion
+_PYTHON_NUMBERS = (int, float, bool)
 
 
 def _operand(x: Any, like: Tensor) -> Any:
-    """An op's second operand: Tensors and Python numbers as they are (numbers are 'weak' in
-    numpy, so float32 stays float32); arrays and lists become tensors, float ones in the other
-    operand's float dtype."""
-    if isinstance(x, _AS_IS):
+    """An op's other operand, made so that it never widens a float tensor's dtype: Tensors and
+    Python numbers as they are (Python numbers are 'weak' in numpy, so float32 stays float32);
+    numpy scalars become Python numbers; arrays and lists become constant tensors, in the other
+    operand's float dtype when that one is float."""
+    if isinstance(x, Tensor) or type(x) in _PYTHON_NUMBERS:
         return x
-    if isinstance(x, (np.ndarray, np.generic, list, tuple)):
+    if isinstance(x, np.generic) and x.dtype.kind in "fiub":
+        return x.item()
+    if isinstance(x, (np.ndarray, list, tuple)):
         arr = np.asarray(x)
-        if arr.dtype.kind == "f" and like.data.dtype.kind == "f":
+        if like.data.dtype.kind == "f" and arr.dtype.kind in "fiub":
             return _make(arr.astype(like.data.dtype, copy=False), False, None)
         return Tensor(arr)
+    if isinstance(x, _PYTHON_NUMBERS):  # subclasses of int and float
+        return x
     return NotImplemented
 
 
 def _binary(op: type[Function], a: Any, b: Any) -> Any:
     if isinstance(a, Tensor):
-        if not isinstance(b, _AS_IS):
+        if not (isinstance(b, Tensor) or type(b) in _PYTHON_NUMBERS):
             b = _operand(b, a)
             if b is NotImplemented:
                 return NotImplemented
+        elif type(b) is float and a.data.dtype.kind != "f":
+            a = a.astype(_default_dtype)  # int tensor * 0.5: the default float, not float64
     else:
         a = _operand(a, b)
         if a is NotImplemented:
             return NotImplemented
+        if type(a) is float and b.data.dtype.kind != "f":
+            b = b.astype(_default_dtype)
     return op.apply(a, b)
 
 
@@ -657,6 +666,11 @@ def _plain_index(index: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- module functions
+
+
+def _shape_args(shape: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``f(2, 3)`` and ``f((2, 3))`` both mean the shape (2, 3)."""
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 
 
 def tensor(data: ArrayLike, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -713,14 +727,14 @@ def minimum(a: ArrayLike, b: ArrayLike) -> Tensor:
 
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros (float, the default dtype unless ``dtype`` is given)."""
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = _shape_args(shape)
     data = np.zeros(shape, dtype or _default_dtype)
     return Tensor(data, dtype=data.dtype, requires_grad=requires_grad)
 
 
 def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones (float, the default dtype unless ``dtype`` is given)."""
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = _shape_args(shape)
     data = np.ones(shape, dtype or _default_dtype)
     return Tensor(data, dtype=data.dtype, requires_grad=requires_grad)
 
@@ -737,14 +751,14 @@ def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
 
 def randn(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Samples of N(0, 1) from the global generator (see :func:`tinygrad_nn.manual_seed`)."""
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = _shape_args(shape)
     data = get_generator().standard_normal(shape).astype(dtype or _default_dtype)
     return Tensor(data, dtype=data.dtype, requires_grad=requires_grad)
 
 
 def rand(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Samples of U[0, 1) from the global generator."""
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = _shape_args(shape)
     data = get_generator().random(shape).astype(dtype or _default_dtype)
     return Tensor(data, dtype=data.dtype, requires_grad=requires_grad)
 

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from . import io
 from .autograd import no_grad
 from .nn import functional as F
 from .nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
@@ -419,8 +420,6 @@ class ModelCheckpoint(_Monitor):
             if not self._improved(value):
                 return
             self.best, self.best_epoch = value, epoch
-        from . import io
-
         path = Path(self.path.format(epoch=epoch + 1, **logs))
         path.parent.mkdir(parents=True, exist_ok=True)
         io.save(self.model.state_dict(), path)

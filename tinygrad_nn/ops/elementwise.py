@@ -5,6 +5,8 @@ Each backward states its derivative; ``g`` is dL/d(out).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..autograd import Function
@@ -88,7 +90,10 @@ class Pow(Function):
                     ga = g * (b * a ** (b - 1))
         if nb:
             with np.errstate(divide="ignore", invalid="ignore"):
-                log_a = np.log(np.where(a == 0, 1, a))
+                if isinstance(a, np.ndarray):
+                    log_a = np.log(np.where(a == 0, 1, a))
+                else:  # a Python number: stays 'weak', so float32 stays float32
+                    log_a = math.log(a) if a > 0 else 0.0 if a == 0 else math.nan
             gb = g * out * log_a
         return ga, gb
 
@@ -164,6 +169,17 @@ class Tanh(Function):
         return g * (1 - out * out)
 
 
+def sigmoid_array(a: np.ndarray) -> np.ndarray:
+    """σ(a) = ½ + ½·tanh(a/2) on an array: no overflow (and no warning) for any a."""
+    out = np.asarray(np.multiply(a, 0.5))
+    if out.ndim:
+        np.tanh(out, out=out)
+        out *= 0.5
+        out += 0.5
+        return out
+    return np.asarray(0.5 + 0.5 * np.tanh(out))
+
+
 class Sigmoid(Function):
     """out = σ(a) = 1 / (1 + e⁻ᵃ), computed as ½ + ½·tanh(a/2), which cannot overflow;
     dL/da = g · out · (1 - out).
@@ -174,13 +190,7 @@ class Sigmoid(Function):
     __slots__ = ()
 
     def forward(self, a):
-        out = np.asarray(np.multiply(a, 0.5))
-        if out.ndim:
-            np.tanh(out, out=out)
-            out *= 0.5
-            out += 0.5
-        else:
-            out = np.asarray(0.5 + 0.5 * np.tanh(out))
+        out = sigmoid_array(a)
         self.save_for_backward(out)
         return out
 
@@ -232,11 +242,12 @@ class Clip(Function):
 
     def backward(self, g):
         (a,) = self.saved_tensors
-        inside = np.ones(a.shape, dtype=bool)
-        if self.lo is not None:
-            inside &= a >= self.lo
-        if self.hi is not None:
-            inside &= a <= self.hi
+        if self.lo is None:
+            inside = a <= self.hi
+        elif self.hi is None:
+            inside = a >= self.lo
+        else:
+            inside = (a >= self.lo) & (a <= self.hi)
         return g * inside
 
 
@@ -252,7 +263,8 @@ class Maximum(Function):
     def backward(self, g):
         a, b = self.saved_tensors
         wa = _weights(a > b, a == b, g.dtype)
-        return g * wa, g * (1 - wa)
+        na, nb = self.needs_input_grad
+        return (g * wa if na else None), (g * (1 - wa) if nb else None)
 
 
 class Minimum(Function):
@@ -267,7 +279,8 @@ class Minimum(Function):
     def backward(self, g):
         a, b = self.saved_tensors
         wa = _weights(a < b, a == b, g.dtype)
-        return g * wa, g * (1 - wa)
+        na, nb = self.needs_input_grad
+        return (g * wa if na else None), (g * (1 - wa) if nb else None)
 
 
 def _weights(wins: np.ndarray, ties: np.ndarray, dtype: np.dtype) -> np.ndarray:

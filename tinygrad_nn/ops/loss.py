@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
+from .elementwise import sigmoid_array
 
 
 def _scale(reduction: str, n: int) -> float:
@@ -19,7 +20,8 @@ class SoftmaxCrossEntropy(Function):
     """Cross-entropy of softmax(z) against targets y (one-hot / probabilities, or class indices).
 
     loss_i = -Σ_c y_ic log softmax(z_i)_c, through the stable log-softmax;
-    dL/dz = (softmax(z) - y) · g / N for the mean over N rows (· g for the sum).
+    dL/dz = (softmax(z) - y) · g / N for the mean over N rows (· g for the sum);
+    for probability targets also dL/dy = -log softmax(z) · g / N.
     """
 
     __slots__ = ("reduction",)
@@ -29,22 +31,25 @@ class SoftmaxCrossEntropy(Function):
         shifted = logits - np.max(logits, axis=-1, keepdims=True)
         e = np.exp(shifted)
         s = np.sum(e, axis=-1, keepdims=True)
-        logp = shifted - np.log(s)
-        if target.dtype.kind in "iu":  # class indices
-            rows = np.arange(logits.shape[0]) if logits.ndim == 2 else ()
-            losses = -logp[rows, target] if logits.ndim == 2 else -logp[target]
+        if target.dtype.kind in "iu":  # class indices: only the picked log-probabilities
+            log_s = np.log(s)[..., 0]
+            if logits.ndim == 2:
+                losses = log_s - shifted[np.arange(logits.shape[0]), target]
+            else:
+                losses = log_s - shifted[target]
+            logp = None
         else:
+            logp = shifted - np.log(s)
             losses = -np.sum(target * logp, axis=-1)
         e /= s
-        self.save_for_backward(e, target)
+        self.save_for_backward(e, target, logp if self.needs_input_grad[1] else None)
         if reduction == "none":
             return losses
         total = np.sum(losses)
-        n = losses.size
-        return total / n if reduction == "mean" else total
+        return total / losses.size if reduction == "mean" else total
 
     def backward(self, g):
-        p, target = self.saved_tensors
+        p, target, logp = self.saved_tensors
         if target.dtype.kind in "iu":
             grad = p.copy()
             if p.ndim == 2:
@@ -54,10 +59,11 @@ class SoftmaxCrossEntropy(Function):
         else:
             grad = p - target
         if self.reduction == "none":
-            return grad * (g[..., None] if p.ndim == 2 else g), None
-        n = p.shape[0] if p.ndim == 2 else 1
-        grad *= g * _scale(self.reduction, n)
-        return grad, None
+            k = g[..., None] if p.ndim == 2 else g
+        else:
+            k = g * _scale(self.reduction, p.shape[0] if p.ndim == 2 else 1)
+        grad *= k
+        return grad, (-logp * k if logp is not None else None)
 
 
 class MSE(Function):
@@ -120,5 +126,5 @@ class BinaryCrossEntropyWithLogits(Function):
 
     def backward(self, g):
         z, y = self.saved_tensors
-        sig = 0.5 + 0.5 * np.tanh(0.5 * z)
+        sig = sigmoid_array(z)
         return g * (sig - y), (-g * z if self.needs_input_grad[1] else None)

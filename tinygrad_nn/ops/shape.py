@@ -59,9 +59,7 @@ class GetItem(Function):
     def forward(self, a, index):
         self.index, self.shape = index, a.shape
         parts = index if isinstance(index, tuple) else (index,)
-        self.advanced = any(
-            isinstance(p, (np.ndarray, list)) and np.asarray(p).dtype != bool for p in parts
-        )
+        self.advanced = any(isinstance(p, np.ndarray) and p.dtype != bool for p in parts)
         return np.asarray(a[index])
 
     def backward(self, g):
