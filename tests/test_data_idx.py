@@ -211,3 +211,21 @@ def test_fuzz_only_documented_errors(data):
         assert str(exc).startswith("<bytes>: ")
     else:
         assert isinstance(out, np.ndarray) and out.ndim >= 1
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path):
+    import gzip
+    import tracemalloc
+
+    header = b"\x00\x00\x08\x01" + (16).to_bytes(4, "big")  # says: 16 bytes follow
+    bomb = gzip.compress(header + bytes(16) + bytes(200_000_000), compresslevel=9)
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(bomb)
+    tracemalloc.start()
+    try:
+        with pytest.raises(IDXFormatError, match="extra|size|bytes"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50_000_000  # far below the 200 MB the stream would inflate to

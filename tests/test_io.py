@@ -438,3 +438,22 @@ def test_fuzz_mutated_checkpoints_raise_only_checkpoint_error(fuzz_dir, data):
             blob[i:i] = payload
     load_bytes(directory, bytes(blob))
     assert not (directory / "PWNED").exists()
+
+
+def test_malformed_structures_are_refused(tmp_path):
+    import json
+
+    from safetensors.numpy import save_file
+
+    arrays = {"a": np.ones(3, np.float32), "b": np.ones((), np.float32)}
+    roots = {
+        "twice": {"list": [{"array": "a"}, {"array": "a"}, {"array": "b"}]},
+        "scalar": {"list": [{"array": "a", "scalar": True}, {"array": "b"}]},
+        "dup key": {"dict": [["k", {"array": "a"}], ["k", {"array": "b"}]]},
+    }
+    for what, root in roots.items():
+        path = tmp_path / f"{what}.safetensors"
+        doc = {"version": io.FORMAT_VERSION, "root": root}
+        save_file(arrays, str(path), metadata={"tinygrad_nn": json.dumps(doc)})
+        with pytest.raises(io.CheckpointError, match="corrupted metadata"):
+            io.load(path)

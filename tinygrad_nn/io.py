@@ -365,8 +365,13 @@ def _decode(node: Any, arrays: dict[str, np.ndarray], used: set[str], depth: int
         key = node["array"]
         if not isinstance(key, str) or key not in arrays:
             raise _Malformed(f"it names a tensor {str(key)[:80]!r} that the file lacks")
+        if key in used:
+            raise _Malformed(f"it names the tensor {key[:80]!r} twice")
         used.add(key)
-        return arrays[key][()] if node.get("scalar") is True else arrays[key]
+        scalar = node.get("scalar", False)
+        if scalar is not False and (scalar is not True or arrays[key].shape != ()):
+            raise _Malformed(f"bad scalar mark on tensor {key[:80]!r}")
+        return arrays[key][()] if scalar else arrays[key]
     if len(node) != 1:
         raise _Malformed(f"unknown node {str(node)[:80]}")
     ((kind, value),) = node.items()
@@ -385,6 +390,8 @@ def _decode(node: Any, arrays: dict[str, np.ndarray], used: set[str], depth: int
                 or not isinstance(pair[0], (str, int))
             ):
                 raise _Malformed(f"bad dict entry {str(pair)[:80]}")
+            if pair[0] in out:
+                raise _Malformed(f"the dict key {str(pair[0])[:80]!r} appears twice")
             out[pair[0]] = _decode(pair[1], arrays, used, depth + 1)
         return out
     raise _Malformed(f"unknown node {str(node)[:80]}")

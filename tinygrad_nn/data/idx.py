@@ -81,15 +81,36 @@ def read_raw_bytes(source: Source, *, name: str | None = None) -> bytes:
     else:
         data = Path(source).read_bytes()
     if data[:2] == GZIP_MAGIC:
-        try:
-            data = _gzip.decompress(data)
-        except EOFError as exc:
-            raise IDXFormatError(name, f"truncated gzip stream ({exc})") from None
-        except (OSError, zlib.error, struct.error, ValueError) as exc:
-            raise IDXFormatError(name, f"corrupt gzip stream ({exc})") from None
+        data = _gunzip_bounded(data, name)
         if not data:
             raise IDXFormatError(name, "empty file (the gzip stream holds 0 bytes)")
     return data
+
+
+def _gunzip_bounded(data: bytes, name: str) -> bytes:
+    """Decompress a gzip stream, but never more than its IDX header says the file holds (plus
+    one byte, so that extra data is still seen): a gzip bomb cannot exhaust memory."""
+    d = zlib.decompressobj(wbits=31)
+    try:
+        out = d.decompress(data, 4)
+        limit = 4 + 1024  # not an IDX header: enough for decode_idx to say what is wrong
+        if len(out) == 4 and out[:2] == b"\x00\x00" and out[2] in IDX_TYPES and out[3] > 0:
+            out += d.decompress(d.unconsumed_tail, 4 * out[3])
+            if len(out) == 4 + 4 * out[3]:
+                dims = struct.unpack(f">{out[3]}I", out[4:])
+                body = IDX_TYPES[out[2]][0].itemsize * math.prod(dims)
+                limit = len(out) + body + 1
+        while len(out) < limit and not d.eof:
+            chunk = d.decompress(d.unconsumed_tail, min(limit - len(out), 1 << 24))
+            if not chunk and not d.unconsumed_tail:
+                break
+            out += chunk
+    except zlib.error as exc:
+        crc = ": its CRC check failed" if "incorrect data check" in str(exc) else ""
+        raise IDXFormatError(name, f"corrupt gzip stream ({exc}){crc}") from None
+    if not d.eof and len(out) < limit:
+        raise IDXFormatError(name, "truncated gzip stream (it ends before its last block)")
+    return out
 
 
 def decode_idx(data: bytes | bytearray | memoryview, name: str = "<bytes>") -> np.ndarray:

@@ -145,7 +145,10 @@ class Module:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """Parameter name → array (the arrays themselves, not copies)."""
+        """Parameter name → array: the parameters' arrays themselves, not copies, as they are
+        now (an optimizer's first step moves parameters into one flat buffer, so take the state
+        dict after creating the optimizer if it should keep following them; copy it to keep a
+        snapshot)."""
         return OrderedDict((name, p.data) for name, p in self.named_parameters())
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
