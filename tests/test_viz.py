@@ -245,12 +245,17 @@ def test_before_backward_gradients_are_a_dash_never_zero():
 
 def test_after_backward_leaves_show_grads_and_intermediates_need_retain():
     loss, (x, w, b, z, y) = small_neuron()
-    loss.backward()
+    loss.backward(retain_graph=True)
     g = draw_graph(loss)
     w_lines = node_named(g, "w")[0]
     assert w_lines[-1] == f"grad = [{w.grad[0]:.4g}, {w.grad[1]:.4g}]"
     assert node_named(g, "b")[0][-1] == f"grad = {float(b.grad):.4g}"
     assert "grad = —" in [line for lines in labels(g).values() for line in lines]
+
+    loss, _ = small_neuron()
+    loss.backward()  # a plain backward frees the graph: drawing says how to keep it
+    with pytest.raises(ValueError, match=r"retain_grads\(loss\) before loss.backward"):
+        draw_graph(loss)
 
     loss, (x, w, b, z, y) = small_neuron()
     assert retain_grads(loss) is loss

@@ -107,6 +107,12 @@ class Function:
         self.saved_tensors = arrays
 
     @property
+    def released(self) -> bool:
+        """Whether backward has freed what this node saved (and, unless its output kept its
+        grad, its links to its inputs)."""
+        return self.saved_tensors is _RELEASED
+
+    @property
     def name(self) -> str:
         """The op's name as drawn and reported: the class name."""
         return type(self).__name__
@@ -233,7 +239,9 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
     """Backpropagate from ``root``: accumulate dL/d(leaf) into each leaf's ``.grad``.
 
     ``grad`` is dL/d(root); it may be omitted only for one-element roots (then it is 1).
-    Without ``retain_graph`` the arrays the nodes saved are released afterwards.
+    Without ``retain_graph`` the arrays the nodes saved are released afterwards, and — unless
+    some tensor of the graph asked to keep its grad (``retain_grad``) — the nodes' links to their
+    inputs too, so that the intermediate tensors nobody else holds are freed at once.
 
     Order: every node gets a sequence number when it is recorded, and an op's output is always
     recorded after its inputs, so visiting nodes from the highest number down is a reverse
@@ -274,6 +282,8 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
     pending = {id(root): grad}
     heap = [(-root._ctx.seq, root)]
     given_to_leaves: set[int] = set()
+    visited: list[Function] = []
+    keep_links = False  # a tensor that keeps its grad means someone will look at the graph
     while heap:
         t = heappop(heap)[1]
         g = pending.pop(id(t))
@@ -288,6 +298,7 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
             )
         if t._retain:
             t.grad = g.copy() if t.grad is None else t.grad + g
+            keep_links = True
         in_grads = node.backward(g)
         if type(in_grads) is not tuple:
             in_grads = (in_grads,)
@@ -295,6 +306,7 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
             hook.on_backward(node, in_grads)
         if not retain_graph:
             node.saved_tensors = _RELEASED
+            visited.append(node)
         for inp, need, ig in zip(node.inputs, node.needs_input_grad, in_grads):
             if not need or ig is None:
                 continue
@@ -321,6 +333,9 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
                     heappush(heap, (-ctx.seq, inp))
                 else:
                     pending[k] = prev + ig
+    if not keep_links:  # unlink, so the intermediate tensors nobody holds are freed now
+        for node in visited:
+            node.inputs = ()
 
 
 class _Mutations:

@@ -130,6 +130,9 @@ def draw_graph(
 
     Gradients: leaves keep ``.grad`` after ``backward()``; intermediate tensors keep theirs only
     when asked to, so call ``retain_grads(root)`` before ``backward()`` to see every gradient.
+    A plain ``backward()`` also frees the graph (so that training does not hold last step's
+    activations) unless some tensor of it keeps its grad; to draw after backward, call
+    ``retain_grads(root)`` before it — or ``backward(retain_graph=True)`` — or draw before it.
 
     More than ``max_nodes`` nodes (``None``: no limit): module calls are drawn as one box each,
     then long chains are shortened, then the nodes farthest from the output are left out; the
@@ -145,6 +148,14 @@ def draw_graph(
         raise ValueError(f"draw_graph: rankdir must be LR, RL, TB or BT, got {rankdir!r}")
     if max_nodes is not None and max_nodes < 2:
         raise ValueError(f"draw_graph: max_nodes must be at least 2 (or None), got {max_nodes}")
+    ctx = root._ctx
+    if ctx is not None and ctx.released and not ctx.inputs:
+        raise ValueError(
+            "draw_graph: backward() has already freed this graph; to draw it with its "
+            "gradients, call viz.retain_grads(loss) before loss.backward() (which keeps the "
+            "graph and every gradient), use loss.backward(retain_graph=True), or draw it before "
+            "backward"
+        )
     names: dict[int, str] = {}
     module_names: dict[int, str] = {}
     if model is not None:
