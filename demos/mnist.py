@@ -37,7 +37,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,38 +69,31 @@ class Preset:
     reference: str
 
 
+NIELSEN = Preset(
+    description="784-30-10 sigmoid, N(0,1) init, quadratic cost, SGD eta=3.0, batch 10",
+    sizes=(784, 30, 10),
+    activation="sigmoid",
+    loss="quadratic",
+    optimizer="sgd",
+    lr=3.0,
+    cosine=False,
+    batch_size=10,
+    epochs=30,
+    seed=2,
+    nielsen_split=True,
+    normal_init=True,
+    output_sigmoid=True,
+    published=0.9542,
+    reference="Nielsen, Neural Networks and Deep Learning, ch. 1: 95.42%",
+)
+
 PRESETS = {
-    "nielsen": Preset(
-        description="784-30-10 sigmoid, N(0,1) init, quadratic cost, SGD eta=3.0, batch 10",
-        sizes=(784, 30, 10),
-        activation="sigmoid",
-        loss="quadratic",
-        optimizer="sgd",
-        lr=3.0,
-        cosine=False,
-        batch_size=10,
-        epochs=30,
-        seed=2,
-        nielsen_split=True,
-        normal_init=True,
-        output_sigmoid=True,
-        published=0.9542,
-        reference="Nielsen, Neural Networks and Deep Learning, ch. 1: 95.42%",
-    ),
-    "nielsen100": Preset(
+    "nielsen": NIELSEN,
+    "nielsen100": replace(
+        NIELSEN,
         description="784-100-10 sigmoid, N(0,1) init, quadratic cost, SGD eta=3.0, batch 10",
         sizes=(784, 100, 10),
-        activation="sigmoid",
-        loss="quadratic",
-        optimizer="sgd",
-        lr=3.0,
-        cosine=False,
-        batch_size=10,
-        epochs=30,
         seed=8,
-        nielsen_split=True,
-        normal_init=True,
-        output_sigmoid=True,
         published=0.9659,
         reference="Nielsen, Neural Networks and Deep Learning, ch. 1: 96.59%",
     ),
