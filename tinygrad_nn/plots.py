@@ -305,15 +305,13 @@ def _grid_values(outputs: np.ndarray, grid: Grid) -> tuple[np.ndarray, bool]:
 def _draw_boundary(
     ax: Any, grid: Grid, values: np.ndarray, binary: bool, x: Any, y: Any, shade: bool = True
 ) -> None:
-    if not shade:
-        pass
-    elif binary:
+    if shade and binary:
         ax.contourf(
             grid.xx, grid.yy, values, levels=np.linspace(0, 1, 21), cmap="RdBu_r", alpha=0.8
         )
         if values.min() < 0.5 < values.max():
             ax.contour(grid.xx, grid.yy, values, levels=[0.5], colors="k", linewidths=1.6)
-    else:
+    elif shade:
         k = int(values.max()) + 1
         ax.contourf(
             grid.xx, grid.yy, values, levels=np.arange(k + 1) - 0.5, cmap="tab10", alpha=0.35
@@ -425,30 +423,12 @@ def animate_decision_boundary(
     # ticks and points are drawn once.
     _draw_boundary(ax, grid, frames[0][1], binary, x, y, shade=False)
     extent = (grid.xx.min(), grid.xx.max(), grid.yy.min(), grid.yy.max())
-    if binary:
-        image = ax.imshow(
-            frames[0][1],
-            extent=extent,
-            origin="lower",
-            cmap="RdBu_r",
-            vmin=0,
-            vmax=1,
-            alpha=0.8,
-            zorder=0,
-            interpolation="bilinear",
-        )
-    else:
-        image = ax.imshow(
-            frames[0][1],
-            extent=extent,
-            origin="lower",
-            cmap="tab10",
-            vmin=0,
-            vmax=9,
-            alpha=0.35,
-            zorder=0,
-            interpolation="nearest",
-        )
+    shading = (
+        dict(cmap="RdBu_r", vmin=0, vmax=1, alpha=0.8, interpolation="bilinear")
+        if binary  # probabilities of class 1
+        else dict(cmap="tab10", vmin=0, vmax=9, alpha=0.35, interpolation="nearest")
+    )
+    image = ax.imshow(frames[0][1], extent=extent, origin="lower", zorder=0, **shading)
     ax.set_aspect("equal")
     lines: list[Any] = []
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .flat import WHOLE, FlatGroup
-from .optimizer import Optimizer, check_number
+from .optimizer import Optimizer, check_flag, check_number
 
 __all__ = ["Adam", "AdamW"]
 
@@ -67,9 +67,7 @@ class Adam(Optimizer):
         group["eps"] = check_number(owner, "eps", group["eps"])
         group["weight_decay"] = check_number(owner, "weight_decay", group["weight_decay"])
         for flag in ("amsgrad", "maximize"):
-            if not isinstance(group[flag], (bool, np.bool_)):
-                raise TypeError(f"{owner}: {flag} must be True or False, got {group[flag]!r}")
-            group[flag] = bool(group[flag])
+            group[flag] = check_flag(owner, flag, group[flag])
 
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         keys = ("step", "exp_avg", "exp_avg_sq")

@@ -61,6 +61,13 @@ def check_number(
     return v
 
 
+def check_flag(owner: str, name: str, value: Any) -> bool:
+    """``value`` as a Python bool, or a TypeError naming it."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 class Optimizer:
     """Base of the optimizers: holds ``param_groups`` and ``state``.
 

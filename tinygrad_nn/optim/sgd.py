@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .flat import WHOLE, FlatGroup
-from .optimizer import Optimizer, check_number
+from .optimizer import Optimizer, check_flag, check_number
 
 __all__ = ["SGD"]
 
@@ -58,9 +58,7 @@ class SGD(Optimizer):
         group["dampening"] = check_number(owner, "dampening", group["dampening"], high=1.0)
         group["weight_decay"] = check_number(owner, "weight_decay", group["weight_decay"])
         for flag in ("nesterov", "maximize"):
-            if not isinstance(group[flag], (bool, np.bool_)):
-                raise TypeError(f"{owner}: {flag} must be True or False, got {group[flag]!r}")
-            group[flag] = bool(group[flag])
+            group[flag] = check_flag(owner, flag, group[flag])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 f"{owner}: nesterov=True needs momentum > 0 and dampening = 0, got "
