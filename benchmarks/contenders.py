@@ -142,14 +142,11 @@ def build_tinygrad(
     status = None
 
     if captured:
-        run = tg.capture(loss_fn)
+        run = tg.capture(loss_fn, optimizer=opt)  # the whole step: zero_grad, loss, backward, step
 
         def step():
             x, y = next(data)
-            zero_grad()
-            loss = run(x, y)
-            update()
-            return loss
+            return run(x, y)
 
         def status():
             return capture_status(run)

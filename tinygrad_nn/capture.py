@@ -19,13 +19,17 @@ Usage::
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy import ndarray
 
 from .autograd import LEAF_LOCK, STATE, Function, _fit_shape, run_backward
+from .lowering import RULES, Lowering, Program, Value
+from .optim.flat import FlatGroup
 from .random import get_generator
 from .tensor import Tensor, _make, _to_array
 
@@ -45,123 +49,250 @@ class _Tracer:
         pass
 
 
+_NUMPY = {
+    name: getattr(np, name)
+    for name in (
+        "add",
+        "amax",
+        "asarray",
+        "copyto",
+        "exp",
+        "greater",
+        "log",
+        "matmul",
+        "maximum",
+        "multiply",
+        "ndarray",
+        "negative",
+        "subtract",
+        "tanh",
+        "vdot",
+    )
+}
+
+
 class _Plan:
     """One traced step compiled to a flat Python function of numpy-level calls.
 
-    The generated source (``plan.source``) reads like the hand-written step: one line per op's
-    ``forward``, then one block per op's ``backward`` in the order the engine visited them, with
-    gradients accumulated into named variables and, for leaves, into ``.grad``.
+    The generated source (``plan.source``) reads like the hand-written step: the forward of each
+    op, lowered to numpy calls into preallocated buffers where :mod:`tinygrad_nn.lowering` has a
+    rule for it and a call of the op's own ``forward`` otherwise; then the backward blocks in the
+    order the engine visits them; then, for a step with an optimizer, the gradients handed to
+    the parameters and ``optimizer.step()``.
+
+    ``run(arrays)`` returns the loss array, or None when the parameters' arrays are no longer
+    those the plan was made for (an optimizer laid them out anew, or ``p.data`` was replaced):
+    the plan is stale then and nothing has run.
     """
 
-    def __init__(self, inputs: list[Tensor], records: list[Any], loss: Tensor) -> None:
-        name_of = {id(t): f"i{k}" for k, t in enumerate(inputs)}
-        shape_of: dict[str, tuple[int, ...]] = {}
-        env: dict[str, Any] = {
-            "ndarray": np.ndarray,
-            "asarray": np.asarray,
-            "fit": _fit_shape,
-            "LEAF_LOCK": LEAF_LOCK,
-        }
-        leaves: dict[int, str] = {}
-        fwd = [f"def replay({', '.join(name_of.values())}):"]
-        ops = []  # (node, output name, argument names or None for constants)
+    def __init__(
+        self, inputs: list[Tensor], records: list[Any], loss: Tensor, optimizer: Any = None
+    ) -> None:
+        prog = Program()
+        env = prog.env
+        env.update(_NUMPY)
+        env.update({"fit": _fit_shape, "LEAF_LOCK": LEAF_LOCK})
+        values: dict[int, Value] = {}
+        for k, t in enumerate(inputs):
+            values[id(t)] = Value(f"i{k}", t.shape, t.dtype)
+        leaves: list[Tensor] = []
+        constants: set[int] = set()  # ids of the Values of non-tensor arguments
+        ops = []  # (k, node, rule or None, argument values, output value)
         for k, (node, args, kwargs, result) in enumerate(records):
-            env[f"n{k}"] = node
-            refs, texts = [], []
+            argvals: list[Value | None] = []
             for j, a in enumerate(args):
                 if isinstance(a, Tensor):
-                    name = name_of.get(id(a))
-                    if name is None:  # a parameter or another tensor made outside fn
-                        name = leaves.setdefault(id(a), f"L{len(leaves)}")
-                        env[name] = a
-                        refs.append(name)
-                        texts.append(f"{name}.data")
-                    else:
-                        refs.append(name)
-                        texts.append(name)
+                    v = values.get(id(a))
+                    if v is None:  # a parameter or another tensor made outside fn
+                        v = values[id(a)] = Value(f"w{len(leaves)}", a.shape, a.dtype)
+                        leaves.append(a)
+                    argvals.append(v)
+                elif a is None:
+                    argvals.append(None)
                 else:
-                    env[f"c{k}_{j}"] = a
-                    refs.append(None)
-                    texts.append(f"c{k}_{j}")
-            if kwargs:
-                env[f"kw{k}"] = dict(kwargs)
-                texts.append(f"**kw{k}")
-            out = f"v{k}"
-            name_of[id(result)] = out
-            shape_of[out] = result.shape
-            fwd.append(f"    {out} = n{k}.forward({', '.join(texts)})")
-            fwd.append(f"    if type({out}) is not ndarray: {out} = asarray({out})")
-            ops.append((node, out, refs))
-        loss_name = name_of.get(id(loss))
-        if loss_name is None or loss_name.startswith("i"):
+                    arr = np.asarray(a)
+                    const = Value(prog.const(f"c{k}_{j}", a), arr.shape, arr.dtype)
+                    constants.add(id(const))
+                    argvals.append(const)
+            out_info = Value("", result.shape, result.dtype)
+            rule_cls = RULES.get(type(node))
+            if rule_cls is not None and rule_cls.applies(argvals, kwargs, out_info):
+                rule = rule_cls(node, argvals, kwargs)
+                out = rule.forward(prog, out_info)
+            else:
+                rule = None
+                env[f"n{k}"] = node
+                texts = [v.code if v is not None else "None" for v in argvals]
+                if kwargs:
+                    texts.append(f"**{prog.const(f'kw{k}', dict(kwargs))}")
+                out = Value(f"v{k}", result.shape, result.dtype)
+                prog.emit(f"v{k} = n{k}.forward({', '.join(texts)})")
+                prog.emit(f"if type(v{k}) is not ndarray: v{k} = asarray(v{k})")
+                # its output may view its inputs' buffers, and its backward reads what it saved
+                prog.backing[out.code] = _buffers_of(prog, argvals)
+            values[id(result)] = out
+            ops.append((k, node, rule, argvals, out))
+        loss_val = values.get(id(loss))
+        if loss_val is None or loss_val.code.startswith("i"):
             raise ValueError("capture: the function must return a tensor computed by its ops")
-        for name, t in zip(list(name_of.values())[: len(inputs)], inputs):
-            shape_of[name] = t.shape
-        # Backward: recorded ops from the last down are a reverse topological order; keep those
-        # the loss's gradient reaches along inputs that need grad.
-        reached = {loss_name}
-        bwd = []
-        for node, out, refs in reversed(ops):
-            if out not in reached or not any(node.needs_input_grad):
-                continue
-            k = out[1:]
-            block = [
-                f"    if g_{out} is not None:",
-                f"        r = n{k}.backward(g_{out})",
-                "        if type(r) is not tuple: r = (r,)",
-            ]
-            for j, (ref, need) in enumerate(zip(refs, node.needs_input_grad)):
-                if not need or ref is None:
-                    continue
-                block.append(f"        e = r[{j}]")
-                block.append("        if e is not None:")
-                if ref.startswith("L"):
-                    leaf = env[ref]
-                    env[f"S_{ref}"], env[f"D_{ref}"] = leaf.shape, leaf.dtype
-                    block += [
-                        f"            if e.shape != S_{ref}: e = fit(n{k}, e, S_{ref})",
-                        f"            if e.dtype != D_{ref}: e = e.astype(D_{ref})",
-                        "            with LEAF_LOCK:",
-                        f"                if {ref}.grad is not None: {ref}.grad = {ref}.grad + e",
-                        "                else:",
-                        "                    if e.base is not None or id(e) in given: e = e.copy()",
-                        "                    given.add(id(e))",
-                        f"                    {ref}.grad = e",
-                    ]
-                    continue
-                reached.add(ref)
-                env[f"S_{ref}"] = shape_of[ref]
-                block.append(f"            if e.shape != S_{ref}: e = fit(n{k}, e, S_{ref})")
-                block.append(f"            g_{ref} = e if g_{ref} is None else g_{ref} + e")
-            bwd.extend(block)
+
+        # Where the leaves' gradients go: straight into the optimizer's flat gradient buffer
+        # where it has one for the parameter, into a buffer that is then accumulated into
+        # .grad otherwise.
+        views = _flat_grad_views(optimizer) if optimizer is not None else {}
+        leaf_val = {id(t): values[id(t)] for t in leaves}
+        dest: dict[int, Value] = {}
+        for j, t in enumerate(leaves):
+            view = views.get(id(t))
+            if view is not None:
+                v = leaf_val[id(t)]
+                dest[id(v)] = Value(prog.const(f"G{j}", view), v.shape, v.dtype)
+        low = Lowering(prog, dest)
+
+        # Backward: recorded ops from the last down are a reverse topological order.
         env["ROOT"] = np.ones_like(loss.data)
-        init = [f"    g_{ref} = None" for ref in sorted(reached) if ref != loss_name]
-        release = ["    for n in NODES: n.saved_tensors = ()"]
-        env["NODES"] = tuple(node for node, _, _ in ops)
-        body = fwd + init + [f"    g_{loss_name} = ROOT", "    given = {id(ROOT)}"] + bwd + release
-        self.source = "\n".join(body + [f"    return {loss_name}", ""])
-        for node, _, _ in ops:  # the traced graph's tensors are not needed any more
+        for k, node, rule, argvals, out in reversed(ops):
+            g = None if out is loss_val else low.grad(out)
+            if (g is None and out is not loss_val) or not any(node.needs_input_grad):
+                continue
+            if rule is not None:
+                rule.backward(low, g)
+                continue
+            keep = " ".join(sorted(f"${s}" for s in prog.backing[out.code]))
+            prog.emit(f"r = n{k}.backward({g.code if g is not None else 'ROOT'})  # {keep}")
+            prog.emit("if type(r) is not tuple: r = (r,)")
+            for j, (v, need) in enumerate(zip(argvals, node.needs_input_grad)):
+                if not need or v is None or id(v) in constants:
+                    continue
+                t = low.grad_target(v)
+                s = prog.const(f"S{k}_{j}", v.shape)
+                prog.emit(f"e = r[{j}]")
+                prog.emit(f"if e is None: {t.code}.fill(0)")
+                prog.emit(f"elif e.shape == {s}: copyto({t.code}, e)")
+                prog.emit(f"else: copyto({t.code}, fit(n{k}, e, {s}))")
+                low.grad_done(v)
+
+        # The leaves' gradients, and the optimizer's step.
+        params = _optimizer_params(optimizer)
+        tail = []
+        for j, t in enumerate(leaves):
+            v = leaf_val[id(t)]
+            g = low.grad(v)
+            env[f"L{j}"] = t
+            if g is None or not t.requires_grad:
+                continue
+            if id(v) in dest:
+                tail.append(f"L{j}.grad = {g.code}")
+            elif id(t) in params:  # after zero_grad there is nothing to add to
+                prog.emit(f"L{j}.grad = {g.code}.copy()")
+            else:
+                prog.emit("with LEAF_LOCK:")
+                prog.emit(f"    if L{j}.grad is None: L{j}.grad = {g.code}.copy()")
+                prog.emit(f"    else: L{j}.grad = L{j}.grad + {g.code}")
+        reached = {id(t) for t in leaves if low.grad(leaf_val[id(t)]) is not None}
+        unreached = [p for p in params.values() if id(p) not in reached]
+        env["UNREACHED"] = tuple(unreached)
+        if loss_val.slot is not None:  # the loss must outlive the buffers
+            prog.emit(f"loss = {loss_val.code}.copy()")
+            loss_code = "loss"
+        else:
+            loss_code = loss_val.code
+        lines, buffers = prog.allocate()
+
+        # the buffers are default arguments: locals, the fastest names to look up
+        params_text = [f"i{k}" for k in range(len(inputs))] + ["step=True"]
+        params_text += [f"{name}={name}" for name, _ in buffers]
+        head = [f"def replay({', '.join(params_text)}):"]
+        guards = []
+        for j, t in enumerate(leaves):
+            env[f"A{j}"] = t.data
+            head.append(f"    w{j} = L{j}.data")
+            guards.append(f"w{j} is not A{j}")
+        if optimizer is not None:
+            env["OPT"], env["NGROUPS"] = optimizer, len(optimizer.param_groups)
+            guards.append("len(OPT.param_groups) != NGROUPS")
+        if guards:
+            head.append(f"    if {' or '.join(guards)}: return None")
+        if unreached:  # zero_grad's part for parameters the loss does not reach
+            head.append("    for p in UNREACHED: p.grad = None")
+        body = [f"    {line}" for line in lines]
+        body += [f"    {line}" for line in tail]
+        release = [f"    n{k}.saved_tensors = ()" for k, _, rule, _, _ in ops if rule is None]
+        end = ["    if step: OPT.step()"] if optimizer is not None else []
+        self.source = "\n".join(head + body + release + end + [f"    return {loss_code}", ""])
+        self.buffers = buffers
+        for _, node, _, _, _ in ops:  # the traced graph's tensors are not needed any more
             node.inputs = ()
             node.scope = None
+        env.update(dict(buffers))
         code = compile(self.source, "<tinygrad_nn.capture>", "exec")
         exec(code, env)  # our own generated source, built from the recorded ops only
         self.run_arrays = env.pop("replay")  # its globals are env: no cycle through itself
-        self.leaves = [env[name] for name in leaves.values()]
+        self.leaves = leaves
 
-    def run(self, arrays: list[np.ndarray]) -> np.ndarray:
-        return self.run_arrays(*arrays)
+    def run(self, arrays: list[np.ndarray], step: bool = True) -> np.ndarray | None:
+        return self.run_arrays(*arrays, step=step)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the buffers the plan allocated."""
+        return sum(a.nbytes for _, a in self.buffers)
+
+
+def _buffers_of(prog: Program, vals: list[Value | None]) -> set[int]:
+    out: set[int] = set()
+    for v in vals:
+        if v is None:
+            continue
+        if v.slot is not None:
+            out.add(v.slot)
+        out |= prog.backing.get(v.code, set())
+    return out
+
+
+def _optimizer_params(optimizer: Any) -> dict[int, Tensor]:
+    if optimizer is None:
+        return {}
+    return {id(p): p for group in optimizer.param_groups for p in group["params"]}
+
+
+def _flat_grad_views(optimizer: Any) -> dict[int, np.ndarray]:
+    """id(parameter) -> its view of its group's flat gradient buffer, for the groups our
+    optimizers have laid out flat (other optimizers: none)."""
+    out: dict[int, np.ndarray] = {}
+    for flat in getattr(optimizer, "_flats", ()):
+        if isinstance(flat, FlatGroup):
+            for p, data, view in zip(flat.params, flat.views, flat.grad_views()):
+                if p.data is data:
+                    out[id(p)] = view
+    return out
 
 
 class CapturedStep:
-    """``fn`` captured: calling it runs ``fn(*inputs).backward()`` and returns the loss, replaying
-    a recorded plan when the inputs' shapes and dtypes were seen before. See :func:`capture`."""
+    """``fn`` captured: calling it runs ``fn(*inputs).backward()`` (between the optimizer's
+    ``zero_grad()`` and ``step()`` when one is given) and returns the loss, replaying a recorded
+    plan when the inputs' shapes and dtypes were seen before. See :func:`capture`."""
 
-    def __init__(self, fn: Callable[..., Tensor], check: bool = True) -> None:
+    def __init__(
+        self, fn: Callable[..., Tensor], check: bool = True, optimizer: Any = None
+    ) -> None:
+        if optimizer is not None and not (
+            callable(getattr(optimizer, "zero_grad", None))
+            and callable(getattr(optimizer, "step", None))
+            and hasattr(optimizer, "param_groups")
+        ):
+            raise TypeError(
+                f"capture: optimizer must be an optimizer (with param_groups, zero_grad() and "
+                f"step()), got {type(optimizer).__name__}"
+            )
         self.fn = fn
         self.check = check
+        self.optimizer = optimizer
         self._plans: dict[Any, _Plan | None] = {}
         self._verified: set[Any] = set()
         self._ready: dict[Any, _Plan] = {}  # raw argument shapes/dtypes -> a verified plan
+        self._last: tuple[Any, _Plan] | None = None
+        self._lock = threading.Lock()  # a plan's buffers serve one call at a time
 
     def _inputs(self, args: tuple[Any, ...]) -> list[Tensor]:
         out = []
@@ -176,11 +307,35 @@ class CapturedStep:
         return out
 
     def _normal(self, inputs: list[Tensor]) -> Tensor:
+        opt = self.optimizer
+        if opt is not None:
+            opt.zero_grad()
         loss = self.fn(*inputs)
         loss.backward()
+        if opt is not None:
+            opt.step()
         return loss.detach()
 
     def __call__(self, *args: Any) -> Tensor:
+        last = self._last  # (argument shapes and dtypes, plan) of the last replay
+        if last is not None and STATE.grad_enabled and STATE.hook is None:
+            sig, plan = last
+            arrays = []
+            if len(args) == len(sig):
+                for a, (shape, dtype) in zip(args, sig):
+                    d = a.data if type(a) is Tensor and not a._rg else a
+                    if type(d) is not ndarray or d.shape != shape or d.dtype is not dtype:
+                        break
+                    arrays.append(d)
+                else:
+                    if self._lock.acquire(False):
+                        try:
+                            out = plan.run_arrays(*arrays)
+                        finally:
+                            self._lock.release()
+                        if out is not None:
+                            return _make(out, False, None)
+                        self._forget()  # stale: the parameters moved; trace again
         try:
             key = tuple([(a.shape, a.dtype) for a in args])
         except AttributeError:  # Python numbers or lists: the general path
@@ -195,20 +350,40 @@ class CapturedStep:
                     arrays.append(a.data)
                 else:
                     arrays.append(_to_array(a, None))
-            return _make(plan.run(arrays), False, None)
+            if self._lock.acquire(blocking=False):
+                try:
+                    out = plan.run(arrays)
+                finally:
+                    self._lock.release()
+                if out is not None:
+                    self._last = (tuple((a.shape, a.dtype) for a in arrays), plan)
+                    return _make(out, False, None)
+                self._forget()  # stale: the parameters moved; trace again
         inputs = self._inputs(args)
-        if not STATE.grad_enabled or STATE.hook is not None:
+        if not STATE.grad_enabled or STATE.hook is not None or self._lock.locked():
             return self._normal(inputs)
-        key = tuple((t.shape, t.dtype) for t in inputs)
-        if key not in self._plans:
-            return self._trace(key, inputs)
-        plan = self._plans[key]
-        if plan is None:
-            return self._normal(inputs)
-        if self.check and key not in self._verified:
-            return self._verify(key, plan, inputs)
-        self._remember(args, plan)
-        return _make(plan.run([t.data for t in inputs]), False, None)
+        with self._lock:
+            key = tuple((t.shape, t.dtype) for t in inputs)
+            if key not in self._plans:
+                return self._trace(key, inputs)
+            plan = self._plans[key]
+            if plan is None:
+                return self._normal(inputs)
+            if self.check and key not in self._verified:
+                return self._verify(key, plan, inputs)
+            out = plan.run([t.data for t in inputs])
+            if out is None:
+                self._forget()
+                return self._normal(inputs)
+            self._remember(args, plan)
+            return _make(out, False, None)
+
+    def _forget(self) -> None:
+        """Drop every plan (the parameters' arrays changed under them)."""
+        self._plans.clear()
+        self._verified.clear()
+        self._ready.clear()
+        self._last = None
 
     def _remember(self, args: tuple[Any, ...], plan: _Plan) -> None:
         """Let later calls with arguments of these exact shapes and dtypes skip the checks."""
@@ -216,8 +391,11 @@ class CapturedStep:
             self._ready[tuple([(a.shape, a.dtype) for a in args])] = plan
 
     def _trace(self, key: Any, inputs: list[Tensor]) -> Tensor:
+        opt = self.optimizer
         tracer = _Tracer()
         gen_state = get_generator().bit_generator.state
+        if opt is not None:
+            opt.zero_grad()
         STATE.hook = tracer
         try:
             loss = self.fn(*inputs)
@@ -226,6 +404,8 @@ class CapturedStep:
         if not isinstance(loss, Tensor) or loss.size != 1 or not loss.requires_grad:
             raise ValueError("capture: fn must return a one-element tensor that requires grad")
         run_backward(loss)
+        if opt is not None:
+            opt.step()  # lays the parameters out flat, so the plan can use that layout
         if get_generator().bit_generator.state != gen_state:
             self._plans[key] = None
             warnings.warn(
@@ -234,23 +414,34 @@ class CapturedStep:
                 stacklevel=3,
             )
         else:
-            self._plans[key] = _Plan(inputs, tracer.records, loss)
+            self._plans[key] = _Plan(inputs, tracer.records, loss, opt)
         return loss.detach()
 
     def _verify(self, key: Any, plan: _Plan, inputs: list[Tensor]) -> Tensor:
-        """Replay once beside normal execution; keep the plan only if both agree."""
+        """Replay once beside normal execution; keep the plan only if both agree. With an
+        optimizer the replay stops before the step, and the step runs once, after the normal
+        execution, on its gradients."""
+        opt = self.optimizer
         leaves = {id(t): t for t in plan.leaves if t.requires_grad}
         before = {k: t.grad for k, t in leaves.items()}
-        replayed = plan.run([t.data for t in inputs])
-        got = {k: t.grad for k, t in leaves.items()}
+        replayed = plan.run([t.data for t in inputs], step=False)
+        got = {k: (None if t.grad is None else t.grad.copy()) for k, t in leaves.items()}
         for k, t in leaves.items():
             t.grad = before[k]
-        loss = self._normal(inputs)
+        if replayed is None:  # stale already
+            self._forget()
+            return self._normal(inputs)
+        if opt is not None:
+            opt.zero_grad()
+        loss = self.fn(*inputs)
+        loss.backward()
         ok = np.allclose(replayed, loss.data, rtol=1e-5, atol=1e-6) and all(
             (got[k] is None) == (t.grad is None)
             and (got[k] is None or np.allclose(got[k], t.grad, rtol=1e-5, atol=1e-6))
             for k, t in leaves.items()
         )
+        if opt is not None:
+            opt.step()
         if ok:
             self._verified.add(key)
             self._remember(tuple(inputs), plan)
@@ -262,18 +453,29 @@ class CapturedStep:
                 "running it without capture",
                 stacklevel=3,
             )
-        return loss
+        return loss.detach()
 
 
-def capture(fn: Callable[..., Tensor], *, check: bool = True) -> CapturedStep:
+def capture(
+    fn: Callable[..., Tensor], *, optimizer: Any = None, check: bool = True
+) -> CapturedStep:
     """Capture a training step ``fn(*inputs) -> loss`` for fast replay.
 
     ``capture(fn)(*inputs)`` does what ``loss = fn(*inputs); loss.backward()`` does — gradients
-    accumulate into the parameters' ``.grad`` — and returns the loss (detached). The first call
-    for given input shapes and dtypes runs normally and records the ops; later calls replay them
-    without building a graph. With ``check`` (the default) the first replay is compared with
-    normal execution, and a step that replays differently is not captured. Steps that draw
-    random numbers (dropout) are never captured. ``fn`` must compute the loss from its inputs and
-    the parameters only with tinygrad_nn ops, the same ops every call.
+    accumulate into the parameters' ``.grad`` — and returns the loss (detached). With
+    ``optimizer``, a call is the whole training step: ``optimizer.zero_grad()``, the loss and its
+    backward, ``optimizer.step()``.
+
+    The first call for given input shapes and dtypes runs normally and records the ops; later
+    calls replay them as one generated function (``step._plans``: its ``source``) with no graph:
+    the common layers, activations and losses lowered to numpy calls into buffers allocated
+    once, and, with one of our optimizers, the gradients written straight into its flat gradient
+    buffer (the parameters' ``.grad`` are then views of it, overwritten at every step, as
+    PyTorch's ``zero_grad(set_to_none=False)`` would leave them). With ``check`` (the default)
+    the first replay is compared with normal execution, and a step that replays differently is
+    not captured. Steps that draw random numbers (dropout) are never captured. ``fn`` must
+    compute the loss from its inputs and the parameters only with tinygrad_nn ops, the same ops
+    every call. A captured step is one set of buffers: a call made while another thread is
+    inside the same step runs normally.
     """
-    return CapturedStep(fn, check=check)
+    return CapturedStep(fn, check=check, optimizer=optimizer)

@@ -124,7 +124,8 @@ class Adam(Optimizer):
         vmax = flat.state("max_exp_avg_sq") if group["amsgrad"] else None
         n = _scratch_count(options)
         bufs = flat.scratch(n)
-        _adam_update(flat.data, grads, flat, m, v, vmax, bufs[0], bufs[n - 1], t, options)
+        grads, layout = flat.layout(grads)
+        _adam_update(flat.data, grads, layout, m, v, vmax, bufs[0], bufs[n - 1], t, options)
         return True
 
 

@@ -43,7 +43,17 @@ WHOLE = _Whole()
 class FlatGroup:
     """The parameters ``params`` with ``p.data is views[i]``, each view a slice of ``data``."""
 
-    __slots__ = ("params", "views", "data", "_spans", "_parts", "_state", "_scratch")
+    __slots__ = (
+        "params",
+        "views",
+        "data",
+        "grad",
+        "grad_parts",
+        "_spans",
+        "_parts",
+        "_state",
+        "_scratch",
+    )
 
     def __init__(self, params: list[Tensor], data: np.ndarray, views: list[np.ndarray]) -> None:
         self.params = list(params)
@@ -57,6 +67,8 @@ class FlatGroup:
         self._parts: dict[int, list[np.ndarray]] = {id(data): views}
         self._state: dict[str, np.ndarray] = {}
         self._scratch: list[np.ndarray] = []
+        self.grad: np.ndarray | None = None  # see grad_views
+        self.grad_parts: list[np.ndarray] | None = None
 
     @classmethod
     def build(cls, params: list[Tensor]) -> FlatGroup | None:
@@ -97,6 +109,23 @@ class FlatGroup:
         if flat is None:
             flat = self._state[key] = self._new(zeros=True)
         return flat
+
+    def grad_views(self) -> list[np.ndarray]:
+        """Per-parameter views of one flat gradient buffer (``self.grad``, made at the first
+        call): a captured step writes the gradients straight into them and makes them the
+        parameters' ``.grad``; an optimizer step then reads them as that one array."""
+        if self.grad is None:
+            self.grad = self._new(zeros=True)
+            self.grad_parts = self._parts[id(self.grad)]
+        return self.grad_parts
+
+    def layout(self, grads: list[np.ndarray]) -> tuple[list[np.ndarray], object]:
+        """``(grads, layout)`` for an update: ``grads`` is ``[self.grad]`` (the optimizer found
+        every gradient to be its view of it) with the one-array layout, or one gradient per
+        parameter with this group's layout."""
+        if grads[0] is self.grad and len(grads) == 1:
+            return grads, WHOLE
+        return grads, self
 
     def scratch(self, n: int) -> list[np.ndarray]:
         """``n`` (or more) flat scratch arrays, made once and reused at every step."""

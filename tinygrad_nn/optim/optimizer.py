@@ -227,13 +227,19 @@ class Optimizer:
         params = group["params"]
         if type(flat) is FlatGroup and len(params) == len(flat.params):
             grads = []
-            for p, q, v in zip(params, flat.params, flat.views):
+            gviews = flat.grad_parts
+            whole = gviews is not None  # every gradient is its view of flat.grad
+            for p, q, v, gv in zip(params, flat.params, flat.views, gviews or flat.views):
                 g = p.grad
-                if p is not q or p.data is not v or g is None or g.shape != v.shape:
+                if p is not q or p.data is not v:
                     break
+                if g is not gv:
+                    if g is None or g.shape != v.shape:
+                        break
+                    whole = False
                 grads.append(g)
             else:
-                return flat, grads
+                return flat, ([flat.grad] if whole else grads)
         return self._relayout(i, params)
 
     def _relayout(

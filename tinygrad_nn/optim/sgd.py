@@ -112,7 +112,8 @@ class SGD(Optimizer):
             buf = flat.state("momentum_buffer")
         n = _scratch_count(options)
         bufs = flat.scratch(n)
-        _sgd_update(flat.data, grads, flat, buf, first, bufs[0], bufs[n - 1], options)
+        grads, layout = flat.layout(grads)
+        _sgd_update(flat.data, grads, layout, buf, first, bufs[0], bufs[n - 1], options)
         return True
 
 
