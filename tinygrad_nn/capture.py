@@ -221,6 +221,7 @@ class _Plan:
         end = ["    if step: OPT.step()"] if optimizer is not None else []
         self.source = "\n".join(head + body + release + end + [f"    return {loss_code}", ""])
         self.buffers = buffers
+        self.value_count, self.buffer_count = len(prog.slots), len(buffers)
         for _, node, _, _, _ in ops:  # the traced graph's tensors are not needed any more
             node.inputs = ()
             node.scope = None
