@@ -255,10 +255,23 @@ def test_param_groups_have_their_own_options():
         opt.add_param_group({"params": [b]})
 
 
+def test_plain_sgd_keeps_no_scratch_and_its_temporary_is_freed_at_once():
+    n = 250_000  # 1 MB in float32
+    p = Parameter(np.ones(n, np.float32))
+    p.grad = np.full(n, 0.5, np.float32)
+    opt = optim.SGD([p], lr=0.1)
+    tracemalloc.start()
+    for _ in range(3):
+        opt.step()
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert current < 100_000 and peak < 1_100_000, (current, peak)  # one γg at a time
+    np.testing.assert_allclose(p.data, 1 - 3 * 0.05, rtol=1e-6)
+
+
 def test_step_does_not_allocate_arrays_once_warm():
     n = 250_000  # 1 MB in float32
     for cls, kw in [
-        (optim.SGD, dict(lr=0.1)),
         (optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1)),
         (optim.Adam, dict(weight_decay=0.1, amsgrad=True)),
         (optim.AdamW, dict(maximize=True)),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -37,13 +38,32 @@ __all__ = ["capture", "CapturedStep"]
 
 
 class _Tracer:
-    """Observes every op run while the traced function executes (the engine's hook)."""
+    """Observes every op run while the traced function executes (the engine's hook).
+
+    A record keeps the op, its arguments — the number of the record that made a tensor, or the
+    tensor itself for inputs and parameters, or the constant — and its output's shape and
+    dtype, but not the output: the traced step's activations are freed as soon as its backward
+    is done, before the plan allocates its own buffers."""
 
     def __init__(self) -> None:
-        self.records: list[tuple[Function, tuple[Any, ...], dict[str, Any], Tensor]] = []
+        self.records: list[tuple[Function, list[tuple[str, Any]], dict[str, Any], Any]] = []
+        self._made: dict[int, tuple[weakref.ref[Tensor], int]] = {}
+
+    def index(self, t: Any) -> int | None:
+        """The number of the record whose output ``t`` is, if any."""
+        hit = self._made.get(id(t))
+        return hit[1] if hit is not None and hit[0]() is t else None
 
     def on_forward(self, node: Function, args: Any, kwargs: Any, result: Tensor) -> None:
-        self.records.append((node, args, kwargs, result))
+        refs: list[tuple[str, Any]] = []
+        for a in args:
+            if isinstance(a, Tensor):
+                k = self.index(a)
+                refs.append(("tensor", a) if k is None else ("op", k))
+            else:
+                refs.append(("const", a))
+        self._made[id(result)] = (weakref.ref(result), len(self.records))
+        self.records.append((node, refs, kwargs, (result.shape, result.dtype)))
 
     def on_backward(self, node: Function, grads: Any) -> None:
         pass
@@ -86,22 +106,26 @@ class _Plan:
     """
 
     def __init__(
-        self, inputs: list[Tensor], records: list[Any], loss: Tensor, optimizer: Any = None
+        self, signature: Any, records: list[Any], loss: int, optimizer: Any = None
     ) -> None:
         prog = Program()
         env = prog.env
         env.update(_NUMPY)
         env.update({"fit": _fit_shape, "LEAF_LOCK": LEAF_LOCK})
-        values: dict[int, Value] = {}
-        for k, t in enumerate(inputs):
-            values[id(t)] = Value(f"i{k}", t.shape, t.dtype)
+        values: dict[int, Value] = {}  # by id: the tensors made outside fn
+        inputs = [Value(f"i{k}", shape, dtype) for k, (shape, dtype) in enumerate(signature)]
         leaves: list[Tensor] = []
         constants: set[int] = set()  # ids of the Values of non-tensor arguments
         ops = []  # (k, node, rule or None, argument values, output value)
-        for k, (node, args, kwargs, result) in enumerate(records):
+        made: list[Value] = []  # each record's output
+        for k, (node, refs, kwargs, (shape, dtype)) in enumerate(records):
             argvals: list[Value | None] = []
-            for j, a in enumerate(args):
-                if isinstance(a, Tensor):
+            for j, (kind, a) in enumerate(refs):
+                if kind == "op":
+                    argvals.append(made[a])
+                elif kind == "input":
+                    argvals.append(inputs[a])
+                elif kind == "tensor":
                     v = values.get(id(a))
                     if v is None:  # a parameter or another tensor made outside fn
                         v = values[id(a)] = Value(f"w{len(leaves)}", a.shape, a.dtype)
@@ -114,7 +138,7 @@ class _Plan:
                     const = Value(prog.const(f"c{k}_{j}", a), arr.shape, arr.dtype)
                     constants.add(id(const))
                     argvals.append(const)
-            out_info = Value("", result.shape, result.dtype)
+            out_info = Value("", shape, dtype)
             rule_cls = RULES.get(type(node))
             if rule_cls is not None and rule_cls.applies(argvals, kwargs, out_info):
                 rule = rule_cls(node, argvals, kwargs)
@@ -125,16 +149,14 @@ class _Plan:
                 texts = [v.code if v is not None else "None" for v in argvals]
                 if kwargs:
                     texts.append(f"**{prog.const(f'kw{k}', dict(kwargs))}")
-                out = Value(f"v{k}", result.shape, result.dtype)
+                out = Value(f"v{k}", shape, dtype)
                 prog.emit(f"v{k} = n{k}.forward({', '.join(texts)})")
                 prog.emit(f"if type(v{k}) is not ndarray: v{k} = asarray(v{k})")
                 # its output may view its inputs' buffers, and its backward reads what it saved
                 prog.backing[out.code] = _buffers_of(prog, argvals)
-            values[id(result)] = out
+            made.append(out)
             ops.append((k, node, rule, argvals, out))
-        loss_val = values.get(id(loss))
-        if loss_val is None or loss_val.code.startswith("i"):
-            raise ValueError("capture: the function must return a tensor computed by its ops")
+        loss_val = made[loss]
 
         # Where the leaves' gradients go: straight into the optimizer's flat gradient buffer
         # where it has one for the parameter, into a buffer that is then accumulated into
@@ -150,7 +172,7 @@ class _Plan:
         low = Lowering(prog, dest)
 
         # Backward: recorded ops from the last down are a reverse topological order.
-        env["ROOT"] = np.ones_like(loss.data)
+        env["ROOT"] = np.ones(loss_val.shape, loss_val.dtype)
         for k, node, rule, argvals, out in reversed(ops):
             g = None if out is loss_val else low.grad(out)
             if (g is None and out is not loss_val) or not any(node.needs_input_grad):
@@ -201,7 +223,7 @@ class _Plan:
 
         # the buffers are default arguments: locals, the fastest names to look up
         params_text = [f"i{k}" for k in range(len(inputs))] + ["step=True"]
-        params_text += [f"{name}={name}" for name, _ in buffers]
+        params_text += [f"{name}={name}" for name, _, _ in buffers]
         head = [f"def replay({', '.join(params_text)}):"]
         guards = []
         for j, t in enumerate(leaves):
@@ -220,13 +242,13 @@ class _Plan:
         release = [f"    n{k}.saved_tensors = ()" for k, _, rule, _, _ in ops if rule is None]
         end = ["    if step: OPT.step()"] if optimizer is not None else []
         self.source = "\n".join(head + body + release + end + [f"    return {loss_code}", ""])
-        self.buffers = buffers
-        self.value_count, self.buffer_count = len(prog.slots), len(buffers)
         for _, node, _, _, _ in ops:  # the traced graph's tensors are not needed any more
             node.inputs = ()
             node.scope = None
-        env.update(dict(buffers))
         code = compile(self.source, "<tinygrad_nn.capture>", "exec")
+        self.buffers = [(name, np.empty(shape, dtype)) for name, shape, dtype in buffers]
+        self.value_count, self.buffer_count = len(prog.slots), len(buffers)
+        env.update(dict(self.buffers))
         exec(code, env)  # our own generated source, built from the recorded ops only
         self.run_arrays = env.pop("replay")  # its globals are env: no cycle through itself
         self.leaves = leaves
@@ -289,7 +311,8 @@ class CapturedStep:
         self.fn = fn
         self.check = check
         self.optimizer = optimizer
-        self._plans: dict[Any, _Plan | None] = {}
+        self._plans: dict[Any, _Plan | None] = {}  # None: runs without capture
+        self._traces: dict[Any, tuple[list[Any], int]] = {}  # traced, no plan made yet
         self._verified: set[Any] = set()
         self._ready: dict[Any, _Plan] = {}  # raw argument shapes/dtypes -> a verified plan
         self._last: tuple[Any, _Plan] | None = None
@@ -365,13 +388,15 @@ class CapturedStep:
             return self._normal(inputs)
         with self._lock:
             key = tuple((t.shape, t.dtype) for t in inputs)
-            if key not in self._plans:
+            if key not in self._plans and key not in self._traces:
                 return self._trace(key, inputs)
+            if key in self._traces:  # traced at the last call: make the plan now
+                if self.check:
+                    return self._verify(key, inputs)
+                self._plans[key] = self._build(key)
             plan = self._plans[key]
             if plan is None:
                 return self._normal(inputs)
-            if self.check and key not in self._verified:
-                return self._verify(key, plan, inputs)
             out = plan.run([t.data for t in inputs])
             if out is None:
                 self._forget()
@@ -382,6 +407,7 @@ class CapturedStep:
     def _forget(self) -> None:
         """Drop every plan (the parameters' arrays changed under them)."""
         self._plans.clear()
+        self._traces.clear()
         self._verified.clear()
         self._ready.clear()
         self._last = None
@@ -404,6 +430,9 @@ class CapturedStep:
             STATE.hook = None
         if not isinstance(loss, Tensor) or loss.size != 1 or not loss.requires_grad:
             raise ValueError("capture: fn must return a one-element tensor that requires grad")
+        made = tracer.index(loss)
+        if made is None:
+            raise ValueError("capture: the function must return a tensor computed by its ops")
         run_backward(loss)
         if opt is not None:
             opt.step()  # lays the parameters out flat, so the plan can use that layout
@@ -415,35 +444,61 @@ class CapturedStep:
                 stacklevel=3,
             )
         else:
-            self._plans[key] = _Plan(inputs, tracer.records, loss, opt)
+            # the records name the inputs by position, so they keep no batch alive; the plan
+            # is made at the next call (after that call's normal execution when checking), so
+            # its buffers never coexist with a normal step's activations
+            where = {id(t): k for k, t in enumerate(inputs)}
+            for _, refs, _, _ in tracer.records:
+                for j, (kind, a) in enumerate(refs):
+                    if kind == "tensor" and id(a) in where:
+                        refs[j] = ("input", where[id(a)])
+            self._traces[key] = (tracer.records, made)
         return loss.detach()
 
-    def _verify(self, key: Any, plan: _Plan, inputs: list[Tensor]) -> Tensor:
-        """Replay once beside normal execution; keep the plan only if both agree. With an
-        optimizer the replay stops before the step, and the step runs once, after the normal
-        execution, on its gradients."""
+    def _build(self, key: Any) -> _Plan:
+        records, made = self._traces.pop(key)
+        return _Plan(key, records, made, self.optimizer)
+
+    def _verify(self, key: Any, inputs: list[Tensor]) -> Tensor:
+        """Run the step normally, then make the plan and replay it (without the optimizer's
+        step) from the same state; keep the plan only if both agree (and then the replay's
+        gradients, else those of normal execution). The optimizer steps once, after both."""
         opt = self.optimizer
-        leaves = {id(t): t for t in plan.leaves if t.requires_grad}
-        before = {k: t.grad for k, t in leaves.items()}
-        replayed = plan.run([t.data for t in inputs], step=False)
-        got = {k: (None if t.grad is None else t.grad.copy()) for k, t in leaves.items()}
-        for k, t in leaves.items():
-            t.grad = before[k]
-        if replayed is None:  # stale already
-            self._forget()
-            return self._normal(inputs)
+        params = _optimizer_params(opt)
+        before = {}  # the leaves, and the gradients they had (zero_grad's for an optimizer's)
+        for _, refs, _, _ in self._traces[key][0]:
+            for kind, a in refs:
+                if kind == "tensor" and a.requires_grad:
+                    before[id(a)] = (a, None if id(a) in params else a.grad)
         if opt is not None:
             opt.zero_grad()
         loss = self.fn(*inputs)
         loss.backward()
-        ok = np.allclose(replayed, loss.data, rtol=1e-5, atol=1e-6) and all(
-            (got[k] is None) == (t.grad is None)
-            and (got[k] is None or np.allclose(got[k], t.grad, rtol=1e-5, atol=1e-6))
-            for k, t in leaves.items()
+        normal = {k: t.grad for k, (t, _) in before.items()}
+        plan = self._plans[key] = self._build(key)
+        for k, (t, g) in before.items():
+            t.grad = None if k in params else g
+        replayed = plan.run([t.data for t in inputs], step=False)
+        # a replay's gradients are arrays of its own (the optimizer's gradient buffer, or fresh
+        # ones), so the normal ones above are intact
+        ok = (
+            replayed is not None
+            and _close(replayed, loss.data)
+            and all(
+                (normal[k] is None) == (t.grad is None)
+                and (t.grad is None or _close(t.grad, normal[k]))
+                for k, (t, _) in before.items()
+            )
         )
+        if not ok:  # keep the gradients of normal execution
+            for k, (t, _) in before.items():
+                t.grad = normal[k]
+        del normal  # otherwise the replay's, which agree with them: free these before the step
         if opt is not None:
             opt.step()
-        if ok:
+        if replayed is None:  # stale already (the parameters moved)
+            self._forget()
+        elif ok:
             self._verified.add(key)
             self._remember(tuple(inputs), plan)
         else:
@@ -455,6 +510,19 @@ class CapturedStep:
                 stacklevel=3,
             )
         return loss.detach()
+
+
+def _close(a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> bool:
+    """``np.allclose(a, b, rtol=1e-5, atol=1e-6)``, a chunk at a time, so that checking a large
+    gradient makes only small temporaries."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    a, b = a.reshape(-1), b.reshape(-1)
+    return all(
+        np.allclose(a[i : i + chunk], b[i : i + chunk], rtol=1e-5, atol=1e-6)
+        for i in range(0, a.size, chunk)
+    )
 
 
 def capture(

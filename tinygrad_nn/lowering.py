@@ -106,9 +106,10 @@ class Program:
             self.lines.append((f"copyto({dst.code}, {src.code})", False))
 
     # ------------------------------------------------------------------ buffer allocation
-    def allocate(self) -> tuple[list[str], list[tuple[str, np.ndarray]]]:
-        """Give every buffer value a real array, reusing arrays whose values are dead; returns
-        the final lines and the ``(name, array)`` pairs the function takes as defaults."""
+    def allocate(self) -> tuple[list[str], list[tuple[str, tuple[int, ...], np.dtype]]]:
+        """Give every buffer value an array, reusing arrays whose values are dead; returns the
+        final lines and the ``(name, shape, dtype)`` of each array, to be made by the caller
+        (after compiling the lines: the compiler's own memory comes and goes first)."""
         uses: list[set[int]] = []
         for code, _ in self.lines:
             used = {int(s) for s in _SLOT.findall(code)}
@@ -123,7 +124,7 @@ class Program:
                 last[s] = i
         alias_at = {(i, d): s for i, d, s in self.aliases}
         pool: dict[tuple[tuple[int, ...], np.dtype], list[int]] = {}
-        arrays: list[np.ndarray] = []
+        arrays: list[tuple[tuple[int, ...], np.dtype]] = []
         where: dict[int, int] = {}
         skip: set[int] = set()
         for i, (_, inplace) in enumerate(self.lines):
@@ -146,8 +147,7 @@ class Program:
                 if free:
                     where[s] = free.pop()
                 else:
-                    shape, dtype = self.slots[s]
-                    arrays.append(np.empty(shape, dtype))
+                    arrays.append(self.slots[s])
                     where[s] = len(arrays) - 1
             if not inplace:
                 for s in dying:
@@ -158,7 +158,7 @@ class Program:
             for i, (code, _) in enumerate(self.lines)
             if i not in skip
         ]
-        return lines, list(zip(names, arrays))
+        return lines, [(name, shape, dtype) for name, (shape, dtype) in zip(names, arrays)]
 
 
 # ----------------------------------------------------------------------------- op rules
@@ -282,7 +282,7 @@ class _Unary(Rule):
             and args[0].dtype == out.dtype
         )
 
-    def _grad(self, low: Lowering, g: Value | None, lines: Callable[[str, str], list[str]]):
+    def _grad(self, low: Lowering, g: Value | None, lines: Callable[[str, str], list[Any]]):
         """Emit dL/da: ``lines(g_code, target_code)``; g = 1 becomes a plain copy target."""
         a = self.args[0]
         if not self.node.needs_input_grad[0]:
@@ -290,8 +290,8 @@ class _Unary(Rule):
         p = low.program
         gc = g.code if g is not None else p.const("ROOT1", np.ones(a.shape, a.dtype))
         t = low.grad_target(a)
-        for line in lines(gc, t.code):
-            p.emit(line)
+        for line in lines(gc, t.code):  # a line, or (line, in place allowed)
+            p.emit(*line) if isinstance(line, tuple) else p.emit(line)
         low.grad_done(a)
 
 
@@ -314,8 +314,8 @@ class SigmoidRule(_Unary):
             low,
             g,
             lambda gc, t: [
-                f"multiply({gc}, {y.code}, out={t})",
-                f"subtract(1, {y.code}, out={s.code})",
+                (f"multiply({gc}, {y.code}, out={t})", True),
+                (f"subtract(1, {y.code}, out={s.code})", True),
                 f"{t} *= {s.code}",
             ],
         )
@@ -336,9 +336,9 @@ class TanhRule(_Unary):
             low,
             g,
             lambda gc, t: [
-                f"multiply({y.code}, {y.code}, out={s.code})",
+                (f"multiply({y.code}, {y.code}, out={s.code})", True),
                 f"subtract(1, {s.code}, out={s.code})",
-                f"multiply({gc}, {s.code}, out={t})",
+                (f"multiply({gc}, {s.code}, out={t})", True),
             ],
         )
 
@@ -359,7 +359,7 @@ class ReLURule(_Unary):
             g,
             lambda gc, t: [
                 f"greater({y.code}, 0, out={mask.code})",
-                f"multiply({gc}, {mask.code}, out={t})",
+                (f"multiply({gc}, {mask.code}, out={t})", True),
             ],
         )
 
@@ -396,7 +396,7 @@ class MSERule(Rule):
         need = self.node.needs_input_grad
         if need[0]:
             t = low.grad_target(a)
-            p.emit(f"multiply({d.code}, {k}, out={t.code})")
+            p.emit(f"multiply({d.code}, {k}, out={t.code})", inplace=not need[1])
             low.grad_done(a)
         if need[1]:
             t = low.grad_target(y)

@@ -90,7 +90,7 @@ class SGD(Optimizer):
             if g is None:
                 continue
             w = p.data
-            bufs = self._buffers(p, n)
+            bufs = self._buffers(p, n) if n else [None]
             buf, first = None, False
             if mu:
                 state = self.state.get(p)
@@ -111,15 +111,18 @@ class SGD(Optimizer):
                 return False
             buf = flat.state("momentum_buffer")
         n = _scratch_count(options)
-        bufs = flat.scratch(n)
+        bufs = flat.scratch(n) if n else [None]
         grads, layout = flat.layout(grads)
         _sgd_update(flat.data, grads, layout, buf, first, bufs[0], bufs[n - 1], options)
         return True
 
 
 def _scratch_count(options: tuple[Any, ...]) -> int:
-    """How many scratch arrays :func:`_sgd_update` uses: two for Nesterov with weight decay."""
-    _, _, _, wd, nesterov, _ = options
+    """How many scratch arrays :func:`_sgd_update` uses: none for plain SGD (its one temporary
+    lives only during the update), two for Nesterov with weight decay, one otherwise."""
+    _, mu, _, wd, nesterov, _ = options
+    if not mu and not wd:
+        return 0
     return 2 if nesterov and wd else 1
 
 
@@ -136,7 +139,8 @@ def _sgd_update(
     """SGD's rule, in place, on weights ``w``: one parameter's array (``layout`` WHOLE) or a
     whole group's flat array (``layout`` its FlatGroup), ``grads`` the gradients of its parts,
     ``buf`` the momentum buffer (None without momentum; set to the gradient at the ``first``
-    step), ``s`` and ``s2`` scratch (``s2`` used only by Nesterov with weight decay);
+    step), ``s`` and ``s2`` scratch (``s2`` used only by Nesterov with weight decay; both None
+    for plain SGD, which needs none);
     ``options`` from :meth:`SGD._options`.
 
     The gradients are read only by the first operation on them, once per part; maximize is
@@ -154,6 +158,10 @@ def _sgd_update(
         grads, parts, maximize = (s,), WHOLE.parts, False
     if buf is None:  # θ ← θ - γg
         c = lr if maximize else -lr
+        if s is None:  # no scratch kept: γg is a temporary, freed at once
+            for g, o in zip(grads, parts(w)):
+                o += g * c
+            return
         for g, o in zip(grads, parts(s)):
             np.multiply(g, c, out=o)
         w += s
