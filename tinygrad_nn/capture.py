@@ -240,7 +240,10 @@ class _Plan:
         body = [f"    {line}" for line in lines]
         body += [f"    {line}" for line in tail]
         release = [f"    n{k}.saved_tensors = ()" for k, _, rule, _, _ in ops if rule is None]
-        end = ["    if step: OPT.step()"] if optimizer is not None else []
+        if optimizer is not None:  # every gradient in its view: the optimizer may be leaner
+            complete = not unreached and all(id(p) in views for p in params.values())
+            env["STEP"] = optimizer._captured_step() if complete else optimizer.step
+        end = ["    if step: STEP()"] if optimizer is not None else []
         self.source = "\n".join(head + body + release + end + [f"    return {loss_code}", ""])
         for _, node, _, _, _ in ops:  # the traced graph's tensors are not needed any more
             node.inputs = ()

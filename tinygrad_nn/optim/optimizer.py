@@ -204,6 +204,13 @@ class Optimizer:
                 self._step_group(group)
         return loss
 
+    def _captured_step(self) -> Callable[[], Any]:
+        """What a captured step calls instead of :meth:`step` once it has written every
+        parameter's gradient into its view of the flat gradient buffer: ``step`` itself here;
+        an optimizer may return a leaner callable that does exactly what ``step`` does in that
+        state (and calls ``step`` whenever the state is another)."""
+        return self.step
+
     def _step_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} has no _step_group()")
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,39 @@ class SGD(Optimizer):
             group["nesterov"],
             group["maximize"],
         )
+
+    def _captured_step(self) -> Callable[[], Any]:
+        """For one group of plain SGD (no momentum, weight decay or maximize) laid out flat,
+        with every gradient in the flat gradient buffer (as a captured step leaves them): the
+        update θ ← θ - γ∇ on the whole buffer, without the checks of :meth:`step`, which runs
+        instead whenever the optimizer is in another state."""
+        flats = self._flats
+        if len(self.param_groups) != 1 or len(flats) != 1 or type(flats[0]) is not FlatGroup:
+            return self.step
+        group, flat = self.param_groups[0], flats[0]
+        data, grad, groups = flat.data, flat.grad, self.param_groups
+        if grad is None:
+            return self.step
+        full = self.step
+
+        def step() -> None:
+            lr = group["lr"]
+            if (
+                type(lr) is not float
+                or not 0.0 <= lr < math.inf
+                or group["momentum"]
+                or group["weight_decay"]
+                or group["maximize"]
+                or groups[0] is not group
+                or len(groups) != 1
+                or flats[0] is not flat
+                or flat.grad is not grad
+            ):
+                full()
+            else:  # what _sgd_update does for plain SGD on the one-array layout
+                np.add(data, grad * -lr, out=data)
+
+        return step
 
     def _step_group(self, group: dict[str, Any]) -> None:
         options = self._options(group)
