@@ -122,24 +122,61 @@ class Function:
         """Run the op on tensors (or constants) and record it in the graph when needed."""
         T = _tensor_type
         node = _new(cls)
-        arrays = []
-        needs = []
-        any_grad = False
-        for a in args:
-            if isinstance(a, T):
-                arrays.append(a.data)
-                rg = a._rg
-                needs.append(rg)
-                any_grad = any_grad or rg
-            else:
-                arrays.append(a)
-                needs.append(False)
         state = STATE
-        record = any_grad and state.grad_enabled
-        node.needs_input_grad = tuple(needs) if record else (False,) * len(needs)
+        # One, two and three inputs (nearly every op) are unpacked without building lists.
+        n = len(args)
+        if n == 2:
+            a, b = args
+            if isinstance(a, T):
+                x, ra = a.data, a._rg
+            else:
+                x, ra = a, False
+            if isinstance(b, T):
+                y, rb = b.data, b._rg
+            else:
+                y, rb = b, False
+            arrays: Any = (x, y)
+            record = (ra or rb) and state.grad_enabled
+            node.needs_input_grad = (ra, rb) if record else _NO_GRAD[2]
+        elif n == 1:
+            a = args[0]
+            if isinstance(a, T):
+                arrays, record = (a.data,), a._rg and state.grad_enabled
+            else:
+                arrays, record = args, False
+            node.needs_input_grad = _GRAD_1 if record else _NO_GRAD[1]
+        elif n == 3:
+            a, b, c = args
+            if isinstance(a, T):
+                x, ra = a.data, a._rg
+            else:
+                x, ra = a, False
+            if isinstance(b, T):
+                y, rb = b.data, b._rg
+            else:
+                y, rb = b, False
+            if isinstance(c, T):
+                z, rc = c.data, c._rg
+            else:
+                z, rc = c, False
+            arrays = (x, y, z)
+            record = (ra or rb or rc) and state.grad_enabled
+            node.needs_input_grad = (ra, rb, rc) if record else _NO_GRAD[3]
+        else:
+            arrays = []
+            needs = []
+            for a in args:
+                if isinstance(a, T):
+                    arrays.append(a.data)
+                    needs.append(a._rg)
+                else:
+                    arrays.append(a)
+                    needs.append(False)
+            record = any(needs) and state.grad_enabled
+            node.needs_input_grad = tuple(needs) if record else (False,) * n
         node.saved_tensors = ()
         try:
-            out = node.forward(*arrays, **kwargs)
+            out = node.forward(*arrays, **kwargs) if kwargs else node.forward(*arrays)
         except (ValueError, TypeError, IndexError) as e:
             raise _op_error(cls, e, args) from None
         if type(out) is not np.ndarray:
@@ -154,6 +191,10 @@ class Function:
         if state.hook is not None:
             state.hook.on_forward(node, args, kwargs, result)
         return result
+
+
+_GRAD_1 = (True,)
+_NO_GRAD = [(False,) * k for k in range(4)]  # needs_input_grad of an unrecorded op
 
 
 _new = object.__new__
@@ -263,7 +304,8 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
                 f"shape {data.shape}; call backward(grad) with a gradient of that shape "
                 f"(e.g. np.ones({data.shape}))"
             )
-        grad = np.ones_like(data)
+        grad = np.empty(data.shape, data.dtype)  # np.ones_like, without its Python layers
+        grad.fill(1)
     else:
         if isinstance(grad, _tensor_type):
             grad = grad.data
@@ -279,16 +321,25 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
         root.grad = grad if root.grad is None else root.grad + grad
         return
     hook = STATE.hook
-    pending = {id(root): grad}
-    heap = [(-root._ctx.seq, root)]
+    mutations = MUTATIONS
+    pending: dict[int, Any] = {}  # id(tensor) -> its gradient so far, for tensors on the heap
+    heap: list[tuple[int, Any]] = []
+    # The next tensor to visit when it is the only one waiting — always so along a chain — is
+    # kept here instead of on the heap: the heap would hand out that same tensor next.
+    nxt, nxt_g = root, grad
     given_to_leaves: set[int] = set()
     visited: list[Function] = []
     keep_links = False  # a tensor that keeps its grad means someone will look at the graph
-    while heap:
-        t = heappop(heap)[1]
-        g = pending.pop(id(t))
+    while True:
+        if nxt is not None:
+            t, g, nxt = nxt, nxt_g, None
+        elif heap:
+            t = heappop(heap)[1]
+            g = pending.pop(id(t))
+        else:
+            break
         node = t._ctx
-        if node.seq < MUTATIONS.last:
+        if node.seq < mutations.last:
             _check_unmodified(node)
         if node.saved_tensors is _RELEASED:
             raise RuntimeError(
@@ -325,7 +376,15 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
                         inp.grad = ig
                     else:
                         inp.grad = inp.grad + ig
+            elif inp is nxt:  # the same tensor twice among this node's inputs
+                nxt_g = nxt_g + ig
+            elif nxt is None and not heap:  # nothing else waits: visit it next, no heap
+                nxt, nxt_g = inp, ig
             else:
+                if nxt is not None:  # a second tensor waits: both go on the heap
+                    pending[id(nxt)] = nxt_g
+                    heappush(heap, (-nxt._ctx.seq, nxt))
+                    nxt = None
                 k = id(inp)
                 prev = pending.get(k)
                 if prev is None:

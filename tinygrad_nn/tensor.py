@@ -608,7 +608,7 @@ def _binary(op: type[Function], a: Any, b: Any) -> Any:
             b = _operand(b, a)
             if b is NotImplemented:
                 return NotImplemented
-        elif type(b) is float and a.data.dtype.kind != "f":
+        elif type(b) is float and not a._rg and a.data.dtype.kind != "f":
             a = a.astype(_default_dtype)  # int tensor * 0.5: the default float, not float64
     else:
         a = _operand(a, b)

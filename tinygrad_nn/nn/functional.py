@@ -115,7 +115,8 @@ def quadratic_cost(input: Tensor, target: Any) -> Tensor:
     Its gradient is dC/da = (a - y) / n.
     """
     target = _target_like(input, target, "quadratic_cost")
-    n = input.shape[0] if input.ndim > 1 else 1
+    shape = input.data.shape
+    n = shape[0] if len(shape) > 1 else 1
     return L.MSE.apply(input, target, scale=0.5 / max(n, 1))
 
 
@@ -148,19 +149,21 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
     if not isinstance(input, Tensor):
         input = Tensor(input)
     _check_reduction(reduction, "cross_entropy", input)
-    if input.ndim not in (1, 2):
+    shape = input.data.shape
+    if len(shape) not in (1, 2):
         raise ValueError(f"cross_entropy: logits must have shape (N, C) or (C,), got {input.shape}")
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
-    if t.dtype.kind in "iu":
-        expected = input.shape[:-1]
+    kind = t.dtype.kind
+    if kind in "iu":
+        expected = shape[:-1]
         if t.shape != expected:
             raise ValueError(
                 f"cross_entropy: class-index target must have shape {expected} for logits of "
                 f"shape {input.shape}, got {t.shape}"
             )
-        _check_indices(t, input.shape[-1], "cross_entropy")
-    elif t.dtype.kind == "f":
-        if t.shape != input.shape:
+        _check_indices(t, shape[-1], "cross_entropy")
+    elif kind == "f":
+        if t.shape != shape:
             raise ValueError(
                 f"cross_entropy: probability target must have the logits' shape {input.shape}, "
                 f"got {t.shape}"
@@ -210,7 +213,7 @@ def _target_like(input: Tensor, target: Any, fname: str) -> Any:
         if target.dtype != input.dtype:
             target = target.astype(input.dtype)
         shape = target.shape
-    if shape != input.shape:
+    if shape != input.data.shape:
         raise ValueError(
             f"{fname}: input and target shapes differ: {input.shape} vs {shape} (no implicit "
             "broadcasting in losses; reshape the target, or one-hot encode class labels)"
@@ -221,7 +224,7 @@ def _target_like(input: Tensor, target: Any, fname: str) -> Any:
 def _check_reduction(reduction: str, fname: str, input: Tensor | None = None) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{fname}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if reduction == "mean" and input is not None and input.size == 0:
+    if reduction == "mean" and input is not None and input.data.size == 0:
         raise ValueError(
             f"{fname}: the input is empty (shape {input.shape}), and the mean of no losses is "
             "undefined; skip empty batches, or use reduction='sum' (0 for an empty batch)"
@@ -231,7 +234,10 @@ def _check_reduction(reduction: str, fname: str, input: Tensor | None = None) ->
 def _check_indices(idx: np.ndarray, num_classes: int, fname: str) -> None:
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{fname}: class indices must be integers, got dtype {idx.dtype}")
-    if idx.size and (idx.min() < 0 or idx.max() >= num_classes):
+    # np.minimum.reduce is idx.min() without its Python layer (this runs at every step)
+    if idx.size and (
+        np.minimum.reduce(idx, axis=None) < 0 or np.maximum.reduce(idx, axis=None) >= num_classes
+    ):
         bad = idx[(idx < 0) | (idx >= num_classes)].reshape(-1)[0]
         raise ValueError(
             f"{fname}: class index {bad} is out of range for {num_classes} classes "

@@ -60,14 +60,16 @@ class Dense(Module):
     def forward(self, x: Any) -> Tensor:
         if not isinstance(x, Tensor):
             x = Tensor(x)
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
+        shape = x.data.shape
+        if not shape or shape[-1] != self.in_features:
             raise ValueError(
                 f"{self.label()}: expected input whose last axis has {self.in_features} "
                 f"features, got shape {x.shape} (weight shape {self.weight.shape})"
             )
-        if self.bias is None:
+        bias = self.bias
+        if bias is None:
             return matmul.Linear.apply(x, self.weight)
-        return matmul.Linear.apply(x, self.weight, self.bias)
+        return matmul.Linear.apply(x, self.weight, bias)
 
     def label(self) -> str:
         """``Dense 784→30``: how the layer is named in errors and graphs."""

@@ -36,6 +36,9 @@ class ModuleCall:
         self.parent = parent
 
 
+_new = object.__new__
+
+
 class StateDictError(KeyError):
     """``load_state_dict`` found missing, unexpected or mismatched entries (all named)."""
 
@@ -79,7 +82,10 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         state = STATE
         prev = state.scope
-        state.scope = ModuleCall(self, prev)
+        call = _new(ModuleCall)  # ModuleCall(self, prev), without the __init__ frame
+        call.module = self
+        call.parent = prev
+        state.scope = call
         try:
             return self.forward(*args, **kwargs)
         finally:

@@ -28,9 +28,9 @@ class SoftmaxCrossEntropy(Function):
 
     def forward(self, logits, target, reduction="mean"):
         self.reduction = reduction
-        shifted = logits - np.max(logits, axis=-1, keepdims=True)
+        shifted = logits - np.maximum.reduce(logits, axis=-1, keepdims=True)
         e = np.exp(shifted)
-        s = np.sum(e, axis=-1, keepdims=True)
+        s = np.add.reduce(e, axis=-1, keepdims=True)  # np.sum's own call, without its layers
         if target.dtype.kind in "iu":  # class indices: only the picked log-probabilities
             log_s = np.log(s)[..., 0]
             if logits.ndim == 2:
@@ -40,12 +40,12 @@ class SoftmaxCrossEntropy(Function):
             logp = None
         else:
             logp = shifted - np.log(s)
-            losses = -np.sum(target * logp, axis=-1)
+            losses = -np.add.reduce(target * logp, axis=-1)
         e /= s
         self.save_for_backward(e, target, logp if self.needs_input_grad[1] else None)
         if reduction == "none":
             return losses
-        total = np.sum(losses)
+        total = np.add.reduce(losses, axis=None)
         return total / losses.size if reduction == "mean" else total
 
     def backward(self, g):

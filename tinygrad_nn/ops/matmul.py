@@ -83,5 +83,5 @@ class Linear(Function):
         if g.ndim != 2:
             g, x = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
         gw = np.matmul(g.T, x) if nw else None
-        gb = g.sum(axis=0) if nb and nb[0] else None
+        gb = np.add.reduce(g, axis=0) if nb and nb[0] else None  # = g.sum(axis=0)
         return gx, gw, gb

@@ -43,7 +43,7 @@ class Sum(Function):
     def forward(self, a, axis=None, keepdims=False):
         self.axes = normalize_axis(axis, a.ndim)
         self.keepdims, self.shape = keepdims, a.shape
-        return np.sum(a, axis=self.axes, keepdims=keepdims)
+        return np.add.reduce(a, axis=self.axes, keepdims=keepdims)  # np.sum, minus its layers
 
     def backward(self, g):
         return np.broadcast_to(expand_reduced(g, self.axes, self.keepdims), self.shape)
@@ -70,7 +70,7 @@ class Max(Function):
     maximum (ties split the gradient, as PyTorch's ``amax`` does)."""
 
     __slots__ = ("axes", "keepdims")
-    _reduce = staticmethod(np.max)
+    _reduce = staticmethod(np.maximum.reduce)  # np.max, without its Python layers
 
     def forward(self, a, axis=None, keepdims=False):
         self.axes = normalize_axis(axis, a.ndim)
@@ -92,4 +92,4 @@ class Min(Max):
     """out = min of a over axes;  ties split the gradient equally (see :class:`Max`)."""
 
     __slots__ = ()
-    _reduce = staticmethod(np.min)
+    _reduce = staticmethod(np.minimum.reduce)

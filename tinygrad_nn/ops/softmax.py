@@ -1,4 +1,7 @@
-"""Softmax family along one axis, stable by the max shift: log Σ eˣ = m + log Σ e^(x - m)."""
+"""Softmax family along one axis, stable by the max shift: log Σ eˣ = m + log Σ e^(x - m).
+
+Reductions call the ufuncs' ``reduce`` (what ``np.sum`` and ``np.max`` call, without their Python
+layers)."""
 
 from __future__ import annotations
 
@@ -14,14 +17,14 @@ class Softmax(Function):
 
     def forward(self, x, axis=-1):
         self.axis = axis
-        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-        e /= np.sum(e, axis=axis, keepdims=True)
+        e = np.exp(x - np.maximum.reduce(x, axis=axis, keepdims=True))
+        e /= np.add.reduce(e, axis=axis, keepdims=True)
         self.save_for_backward(e)
         return e
 
     def backward(self, g):
         (p,) = self.saved_tensors
-        return p * (g - np.sum(g * p, axis=self.axis, keepdims=True))
+        return p * (g - np.add.reduce(g * p, axis=self.axis, keepdims=True))
 
 
 class LogSoftmax(Function):
@@ -31,14 +34,14 @@ class LogSoftmax(Function):
 
     def forward(self, x, axis=-1):
         self.axis = axis
-        shifted = x - np.max(x, axis=axis, keepdims=True)
-        out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        shifted = x - np.maximum.reduce(x, axis=axis, keepdims=True)
+        out = shifted - np.log(np.add.reduce(np.exp(shifted), axis=axis, keepdims=True))
         self.save_for_backward(out)
         return out
 
     def backward(self, g):
         (out,) = self.saved_tensors
-        return g - np.exp(out) * np.sum(g, axis=self.axis, keepdims=True)
+        return g - np.exp(out) * np.add.reduce(g, axis=self.axis, keepdims=True)
 
 
 class LogSumExp(Function):
@@ -48,10 +51,10 @@ class LogSumExp(Function):
 
     def forward(self, x, axis=-1, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
-        m = np.max(x, axis=axis, keepdims=True)
+        m = np.maximum.reduce(x, axis=axis, keepdims=True)
         if not np.all(np.isfinite(m)):
             m = np.where(np.isfinite(m), m, 0)
-        out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+        out = m + np.log(np.add.reduce(np.exp(x - m), axis=axis, keepdims=True))
         self.save_for_backward(x, out)
         return out if keepdims else np.squeeze(out, axis=axis)
 
