@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         validation_data=(x_test, y_test),
         verbose=0 if is_nielsen else 1,
         callbacks=callbacks,
+        capture=True,  # record the step once, then replay it (tinygrad_nn.capture)
     )
     train_seconds = time.perf_counter() - train_start
 

@@ -280,3 +280,46 @@ def test_optimizer_must_be_an_optimizer():
     model = nielsen()
     with pytest.raises(TypeError, match="optimizer must be an optimizer"):
         capture(lambda x: model(x).sum(), optimizer=model)
+
+
+def test_extra_outputs_are_returned_as_fresh_tensors():
+    model, ref = nielsen(6), nielsen(6)
+    opt = tg.optim.SGD(model.parameters(), lr=0.5)
+    opt_ref = tg.optim.SGD(ref.parameters(), lr=0.5)
+
+    def fn(x, y):
+        hidden = model[1](model[0](x))
+        out = model[2](hidden)
+        return F.quadratic_cost(out, y), out, hidden
+
+    step = capture(fn, optimizer=opt)
+    rng = np.random.default_rng(0)
+    kept = []
+    for _ in range(5):
+        x, y = rng.random((3, 6), np.float32), rng.random((3, 3), np.float32)
+        loss, out, hidden = step(x, y)
+        want_hidden = F.sigmoid(ref[0](x))
+        want_out = ref(x)
+        opt_ref.zero_grad()
+        F.quadratic_cost(want_out, y).backward()
+        opt_ref.step()
+        np.testing.assert_allclose(out.data, want_out.data, rtol=1e-5)
+        np.testing.assert_allclose(hidden.data, want_hidden.data, rtol=1e-5)
+        assert not out.requires_grad
+        kept.append((out, out.data.copy()))
+    assert all(np.array_equal(t.data, v) for t, v in kept)  # later steps write elsewhere
+
+
+@pytest.mark.parametrize(
+    "fn, message",
+    [
+        (lambda m: lambda x: (), "empty tuple"),
+        (lambda m: lambda x: (m(x).sum(), 3), "every output a tensor"),
+        (lambda m: lambda x: (m(x).sum(), x), "not its inputs or parameters"),
+    ],
+)
+def test_bad_returns_are_named(fn, message):
+    model = nielsen()
+    step = capture(fn(model))
+    with pytest.raises(ValueError, match=message):
+        step(np.ones((2, 6), np.float32))

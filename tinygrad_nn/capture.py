@@ -106,7 +106,7 @@ class _Plan:
     """
 
     def __init__(
-        self, signature: Any, records: list[Any], loss: int, optimizer: Any = None
+        self, signature: Any, records: list[Any], results: list[int], optimizer: Any = None
     ) -> None:
         prog = Program()
         env = prog.env
@@ -118,6 +118,7 @@ class _Plan:
         constants: set[int] = set()  # ids of the Values of non-tensor arguments
         ops = []  # (k, node, rule or None, argument values, output value)
         made: list[Value] = []  # each record's output
+        wanted = set(results[1:])  # the extra outputs fn returns beside the loss
         for k, (node, refs, kwargs, (shape, dtype)) in enumerate(records):
             argvals: list[Value | None] = []
             for j, (kind, a) in enumerate(refs):
@@ -156,7 +157,9 @@ class _Plan:
                 prog.backing[out.code] = _buffers_of(prog, argvals)
             made.append(out)
             ops.append((k, node, rule, argvals, out))
-        loss_val = made[loss]
+            if k in wanted:  # copied at once: its buffer may be reused by the next lines
+                prog.emit(f"o{k} = {out.code}.copy()")
+        loss_val = made[results[0]]
 
         # Where the leaves' gradients go: straight into the optimizer's flat gradient buffer
         # where it has one for the parameter, into a buffer that is then accumulated into
@@ -244,7 +247,8 @@ class _Plan:
             complete = not unreached and all(id(p) in views for p in params.values())
             env["STEP"] = optimizer._captured_step() if complete else optimizer.step
         end = ["    if step: STEP()"] if optimizer is not None else []
-        self.source = "\n".join(head + body + release + end + [f"    return {loss_code}", ""])
+        returned = ", ".join([loss_code] + [f"o{k}" for k in results[1:]])
+        self.source = "\n".join(head + body + release + end + [f"    return {returned}", ""])
         for _, node, _, _, _ in ops:  # the traced graph's tensors are not needed any more
             node.inputs = ()
             node.scope = None
@@ -300,7 +304,11 @@ class CapturedStep:
     plan when the inputs' shapes and dtypes were seen before. See :func:`capture`."""
 
     def __init__(
-        self, fn: Callable[..., Tensor], check: bool = True, optimizer: Any = None
+        self,
+        fn: Callable[..., Any],
+        check: bool = True,
+        optimizer: Any = None,
+        warn: bool = True,
     ) -> None:
         if optimizer is not None and not (
             callable(getattr(optimizer, "zero_grad", None))
@@ -313,9 +321,10 @@ class CapturedStep:
             )
         self.fn = fn
         self.check = check
+        self.warn = warn
         self.optimizer = optimizer
         self._plans: dict[Any, _Plan | None] = {}  # None: runs without capture
-        self._traces: dict[Any, tuple[list[Any], int]] = {}  # traced, no plan made yet
+        self._traces: dict[Any, tuple[list[Any], list[int]]] = {}  # traced, no plan made yet
         self._verified: set[Any] = set()
         self._ready: dict[Any, _Plan] = {}  # raw argument shapes/dtypes -> a verified plan
         self._last: tuple[Any, _Plan] | None = None
@@ -337,11 +346,11 @@ class CapturedStep:
         opt = self.optimizer
         if opt is not None:
             opt.zero_grad()
-        loss = self.fn(*inputs)
+        loss, extra = _split(self.fn(*inputs))
         loss.backward()
         if opt is not None:
             opt.step()
-        return loss.detach()
+        return loss.detach() if extra is None else (loss.detach(), *[e.detach() for e in extra])
 
     def __call__(self, *args: Any) -> Tensor:
         last = self._last  # (argument shapes and dtypes, plan) of the last replay
@@ -361,7 +370,7 @@ class CapturedStep:
                         finally:
                             self._lock.release()
                         if out is not None:
-                            return _make(out, False, None)
+                            return _wrap(out)
                         self._forget()  # stale: the parameters moved; trace again
         try:
             key = tuple([(a.shape, a.dtype) for a in args])
@@ -384,7 +393,7 @@ class CapturedStep:
                     self._lock.release()
                 if out is not None:
                     self._last = (tuple((a.shape, a.dtype) for a in arrays), plan)
-                    return _make(out, False, None)
+                    return _wrap(out)
                 self._forget()  # stale: the parameters moved; trace again
         inputs = self._inputs(args)
         if not STATE.grad_enabled or STATE.hook is not None or self._lock.locked():
@@ -405,7 +414,7 @@ class CapturedStep:
                 self._forget()
                 return self._normal(inputs)
             self._remember(args, plan)
-            return _make(out, False, None)
+            return _wrap(out)
 
     def _forget(self) -> None:
         """Drop every plan (the parameters' arrays changed under them)."""
@@ -428,24 +437,26 @@ class CapturedStep:
             opt.zero_grad()
         STATE.hook = tracer
         try:
-            loss = self.fn(*inputs)
+            loss, extra = _split(self.fn(*inputs))
         finally:
             STATE.hook = None
-        if not isinstance(loss, Tensor) or loss.size != 1 or not loss.requires_grad:
-            raise ValueError("capture: fn must return a one-element tensor that requires grad")
-        made = tracer.index(loss)
-        if made is None:
-            raise ValueError("capture: the function must return a tensor computed by its ops")
+        made = [tracer.index(t) for t in [loss, *(extra or ())]]
+        if None in made:
+            raise ValueError(
+                "capture: fn must return tensors computed by its ops (the loss, and any other "
+                "outputs), not its inputs or parameters"
+            )
         run_backward(loss)
         if opt is not None:
             opt.step()  # lays the parameters out flat, so the plan can use that layout
         if get_generator().bit_generator.state != gen_state:
             self._plans[key] = None
-            warnings.warn(
-                "capture: the step draws random numbers (dropout?), which a replay would "
-                "freeze; running it without capture",
-                stacklevel=3,
-            )
+            if self.warn:
+                warnings.warn(
+                    "capture: the step draws random numbers (dropout?), which a replay would "
+                    "freeze; running it without capture",
+                    stacklevel=3,
+                )
         else:
             # the records name the inputs by position, so they keep no batch alive; the plan
             # is made at the next call (after that call's normal execution when checking), so
@@ -456,7 +467,7 @@ class CapturedStep:
                     if kind == "tensor" and id(a) in where:
                         refs[j] = ("input", where[id(a)])
             self._traces[key] = (tracer.records, made)
-        return loss.detach()
+        return loss.detach() if extra is None else (loss.detach(), *[e.detach() for e in extra])
 
     def _build(self, key: Any) -> _Plan:
         records, made = self._traces.pop(key)
@@ -475,18 +486,21 @@ class CapturedStep:
                     before[id(a)] = (a, None if id(a) in params else a.grad)
         if opt is not None:
             opt.zero_grad()
-        loss = self.fn(*inputs)
+        loss, extra = _split(self.fn(*inputs))
         loss.backward()
         normal = {k: t.grad for k, (t, _) in before.items()}
+        wanted = [loss, *(extra or ())]
         plan = self._plans[key] = self._build(key)
         for k, (t, g) in before.items():
             t.grad = None if k in params else g
         replayed = plan.run([t.data for t in inputs], step=False)
         # a replay's gradients are arrays of its own (the optimizer's gradient buffer, or fresh
         # ones), so the normal ones above are intact
+        if type(replayed) is not tuple and replayed is not None:
+            replayed = (replayed,)
         ok = (
             replayed is not None
-            and _close(replayed, loss.data)
+            and all(_close(r, w.data) for r, w in zip(replayed, wanted))
             and all(
                 (normal[k] is None) == (t.grad is None)
                 and (t.grad is None or _close(t.grad, normal[k]))
@@ -506,13 +520,34 @@ class CapturedStep:
             self._remember(tuple(inputs), plan)
         else:
             self._plans[key] = None
-            warnings.warn(
-                "capture: replaying the recorded step disagreed with running it (does it "
-                "depend on values through comparisons, numpy calls or Python control flow?); "
-                "running it without capture",
-                stacklevel=3,
-            )
-        return loss.detach()
+            if self.warn:
+                warnings.warn(
+                    "capture: replaying the recorded step disagreed with running it (does it "
+                    "depend on values through comparisons, numpy calls or Python control "
+                    "flow?); running it without capture",
+                    stacklevel=3,
+                )
+        return loss.detach() if extra is None else (loss.detach(), *[e.detach() for e in extra])
+
+
+def _split(result: Any) -> tuple[Tensor, list[Tensor] | None]:
+    """``(loss, extra outputs or None)`` from what fn returned: a loss, or ``(loss, *outputs)``."""
+    loss, extra = result, None
+    if isinstance(result, tuple):
+        if not result:
+            raise ValueError("capture: fn returned an empty tuple; return the loss first")
+        loss, extra = result[0], list(result[1:])
+        if not all(isinstance(e, Tensor) for e in extra):
+            raise ValueError("capture: fn must return (loss, *outputs) with every output a tensor")
+    if not isinstance(loss, Tensor) or loss.size != 1 or not loss.requires_grad:
+        raise ValueError("capture: fn must return a one-element tensor that requires grad")
+    return loss, extra
+
+
+def _wrap(out: Any) -> Any:
+    if type(out) is tuple:
+        return tuple([_make(o, False, None) for o in out])
+    return _make(out, False, None)
 
 
 def _close(a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> bool:
@@ -529,25 +564,30 @@ def _close(a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> bool:
 
 
 def capture(
-    fn: Callable[..., Tensor], *, optimizer: Any = None, check: bool = True
+    fn: Callable[..., Any], *, optimizer: Any = None, check: bool = True, warn: bool = True
 ) -> CapturedStep:
     """Capture a training step ``fn(*inputs) -> loss`` for fast replay.
 
     ``capture(fn)(*inputs)`` does what ``loss = fn(*inputs); loss.backward()`` does — gradients
     accumulate into the parameters' ``.grad`` — and returns the loss (detached). With
     ``optimizer``, a call is the whole training step: ``optimizer.zero_grad()``, the loss and its
-    backward, ``optimizer.step()``.
+    backward, ``optimizer.step()``. ``fn`` may also return ``(loss, *outputs)`` (say the
+    predictions, for an accuracy): a call then returns the same tuple, each output a new
+    detached tensor.
 
-    The first call for given input shapes and dtypes runs normally and records the ops; later
-    calls replay them as one generated function (``step._plans``: its ``source``) with no graph:
+    The first call for given input shapes and dtypes runs normally and records the ops; the
+    second runs normally too, then makes the plan and checks a replay of it against that run
+    (with ``check``, the default; a step that replays differently is not captured); later calls
+    replay the plan, one generated function (``step._plans``: its ``source``) with no graph:
     the common layers, activations and losses lowered to numpy calls into buffers allocated
-    once, and, with one of our optimizers, the gradients written straight into its flat gradient
-    buffer (the parameters' ``.grad`` are then views of it, overwritten at every step, as
-    PyTorch's ``zero_grad(set_to_none=False)`` would leave them). With ``check`` (the default)
-    the first replay is compared with normal execution, and a step that replays differently is
-    not captured. Steps that draw random numbers (dropout) are never captured. ``fn`` must
-    compute the loss from its inputs and the parameters only with tinygrad_nn ops, the same ops
-    every call. A captured step is one set of buffers: a call made while another thread is
-    inside the same step runs normally.
+    once and reused, and, with one of our optimizers, the gradients written straight into its
+    flat gradient buffer (the parameters' ``.grad`` are then views of it, overwritten at every
+    step, as PyTorch's ``zero_grad(set_to_none=False)`` would leave them).
+
+    Steps that draw random numbers (dropout) are never captured; ``warn`` says so (and when a
+    replay disagrees). ``fn`` must compute the loss from its inputs and the parameters only
+    with tinygrad_nn ops, the same ops every call, with no other side effects (a replay runs
+    the ops, not the Python around them). A captured step is one set of buffers: a call made
+    while another thread is inside the same step runs normally.
     """
-    return CapturedStep(fn, check=check, optimizer=optimizer)
+    return CapturedStep(fn, check=check, optimizer=optimizer, warn=warn)

@@ -44,6 +44,7 @@ import numpy as np
 
 from . import io
 from .autograd import no_grad
+from .capture import capture as capture_step
 from .nn import functional as F
 from .nn.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .nn.module import Module
@@ -509,6 +510,7 @@ def fit(
     shuffle: bool = True,
     callbacks: Iterable[Callback] = (),
     seed: int | None = None,
+    capture: bool = False,
 ) -> History:
     """Train ``model`` for ``epochs`` passes over ``(x, y)`` in mini-batches; return a History.
 
@@ -530,6 +532,12 @@ def fit(
 
     ``callbacks``: :class:`Callback` objects (e.g. :class:`EarlyStopping`,
     :class:`ModelCheckpoint`). The model is left in the train/eval mode it had.
+
+    ``capture=True`` runs the training step through :func:`tinygrad_nn.capture` with the
+    optimizer: recorded once per batch shape and checked, then replayed as one generated
+    function (about twice as fast at batch 10 on small networks). Steps that draw random
+    numbers (dropout) run normally. Use it for models built from our layers and ops; a module
+    whose ``forward`` has side effects besides its ops would see them only when traced.
 
     Raises ``ValueError`` for empty data, ``len(x) != len(y)``, ``epochs < 1`` or
     ``batch_size < 1``.
@@ -564,6 +572,14 @@ def fit(
     show_bar = verbose == 1 and getattr(sys.stderr, "isatty", lambda: False)()
     was_training = model.training
     perf_counter = time.perf_counter
+    captured = None
+    if capture:
+
+        def train_step(xb: Tensor, yb: Any) -> tuple[Tensor, Tensor]:
+            out = model(xb)
+            return loss_fn(out, yb), out
+
+        captured = capture_step(train_step, optimizer=optimizer, warn=False)
 
     for cb in callbacks:
         cb.on_train_begin({})
@@ -585,11 +601,14 @@ def fit(
                     slice(lo, lo + batch_size) if order is None else order[lo : lo + batch_size]
                 )
                 xb, yb = x[index], y[index]
-                out = model(Tensor(xb))
-                batch_loss = loss_fn(out, yb)
-                optimizer.zero_grad()
-                batch_loss.backward()
-                optimizer.step()
+                if captured is not None:
+                    batch_loss, out = captured(xb, yb)
+                else:
+                    out = model(Tensor(xb))
+                    batch_loss = loss_fn(out, yb)
+                    optimizer.zero_grad()
+                    batch_loss.backward()
+                    optimizer.step()
                 nb = len(xb)
                 seen += nb
                 loss_sum += float(batch_loss.data) * nb
