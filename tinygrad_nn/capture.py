@@ -550,7 +550,7 @@ def _wrap(out: Any) -> Any:
     return _make(out, False, None)
 
 
-def _close(a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> bool:
+def _close(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> bool:
     """``np.allclose(a, b, rtol=1e-5, atol=1e-6)``, a chunk at a time, so that checking a large
     gradient makes only small temporaries."""
     a, b = np.asarray(a), np.asarray(b)
