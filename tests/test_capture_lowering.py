@@ -323,3 +323,46 @@ def test_bad_returns_are_named(fn, message):
     step = capture(fn(model))
     with pytest.raises(ValueError, match=message):
         step(np.ones((2, 6), np.float32))
+
+
+def test_a_loss_that_views_a_buffer_is_copied_out():
+    tg.manual_seed(0)
+    dense = nn.Dense(3, 1)
+    step = capture(
+        lambda x: F.sigmoid(dense(x)).reshape(()), optimizer=tg.optim.SGD(dense.parameters(), 0)
+    )
+    rng = np.random.default_rng(0)
+    losses = []
+    for _ in range(5):
+        x = rng.standard_normal((1, 3)).astype(np.float32)
+        loss = step(x)
+        losses.append((loss, loss.item()))
+        assert loss.item() == pytest.approx(F.sigmoid(dense(x)).item(), rel=1e-6)
+    assert all(t.item() == v for t, v in losses)
+
+
+def test_float64_models_are_captured_in_float64():
+    tg.manual_seed(0)
+    model = nn.Sequential(
+        nn.Dense(4, 3, dtype=np.float64), nn.Tanh(), nn.Dense(3, 2, dtype=np.float64)
+    )
+    ref = nn.Sequential(
+        nn.Dense(4, 3, dtype=np.float64), nn.Tanh(), nn.Dense(3, 2, dtype=np.float64)
+    )
+    ref.load_state_dict(model.state_dict())
+    opt, opt_ref = tg.optim.Adam(model.parameters(), 0.1), tg.optim.Adam(ref.parameters(), 0.1)
+    step = capture(lambda x, t: F.cross_entropy(model(x), t), optimizer=opt)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        x, t = rng.standard_normal((5, 4)), rng.integers(0, 2, 5)
+        loss = step(x, t)
+        opt_ref.zero_grad()
+        want = F.cross_entropy(ref(x), t)
+        want.backward()
+        opt_ref.step()
+        assert loss.dtype == np.float64
+        np.testing.assert_allclose(loss.data, want.data, rtol=1e-12)
+    (plan,) = step._plans.values()
+    assert all(a.dtype == np.float64 for _, a in plan.buffers if a.dtype.kind == "f")
+    for p, q in zip(model.parameters(), ref.parameters()):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-10)

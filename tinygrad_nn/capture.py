@@ -217,7 +217,8 @@ class _Plan:
         reached = {id(t) for t in leaves if low.grad(leaf_val[id(t)]) is not None}
         unreached = [p for p in params.values() if id(p) not in reached]
         env["UNREACHED"] = tuple(unreached)
-        if loss_val.slot is not None:  # the loss must outlive the buffers
+        if loss_val.slot is not None or prog.backing.get(loss_val.code):
+            # the loss must outlive the buffers (a local may be a view of one)
             prog.emit(f"loss = {loss_val.code}.copy()")
             loss_code = "loss"
         else:
