@@ -339,6 +339,7 @@ def test_a_loss_that_views_a_buffer_is_copied_out():
         losses.append((loss, loss.item()))
         assert loss.item() == pytest.approx(F.sigmoid(dense(x)).item(), rel=1e-6)
     assert all(t.item() == v for t, v in losses)
+    assert step._verified  # the replay agreed, so it was used
 
 
 def test_float64_models_are_captured_in_float64():
