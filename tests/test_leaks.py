@@ -235,6 +235,11 @@ def workload():
     step = tg.capture(lambda a, b: F.mse_loss(model(a), b))
     for _ in range(3):  # trace, check, replay
         step(x, np.zeros((4, 3), np.float32))
+    whole = tg.capture(  # a whole step, with the optimizer and an extra output
+        lambda a, t: (F.cross_entropy(model(a), t), model(a)), optimizer=opts[2]
+    )
+    for _ in range(3):
+        whole(x, labels)
 
 
 def test_the_engine_creates_no_reference_cycles():
