@@ -367,3 +367,20 @@ def test_float64_models_are_captured_in_float64():
     assert all(a.dtype == np.float64 for _, a in plan.buffers if a.dtype.kind == "f")
     for p, q in zip(model.parameters(), ref.parameters()):
         np.testing.assert_allclose(p.data, q.data, rtol=1e-10)
+
+
+def test_a_replayed_cross_entropy_still_checks_its_labels():
+    tg.manual_seed(0)
+    model = nn.Dense(4, 3)
+    step = capture(
+        lambda x, t: F.cross_entropy(model(x), t), optimizer=tg.optim.SGD(model.parameters(), 0.1)
+    )
+    x = np.ones((2, 4), np.float32)
+    for _ in range(3):
+        step(x, np.array([0, 2]))
+    assert step._verified
+    for bad in ([0, 3], [-1, 0]):
+        with pytest.raises(
+            ValueError, match=f"class index {bad[0] if bad[0] < 0 else 3} is out of range"
+        ):
+            step(x, np.array(bad))

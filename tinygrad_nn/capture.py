@@ -246,7 +246,8 @@ class _Plan:
         release = [f"    n{k}.saved_tensors = ()" for k, _, rule, _, _ in ops if rule is None]
         if optimizer is not None:  # every gradient in its view: the optimizer may be leaner
             complete = not unreached and all(id(p) in views for p in params.values())
-            env["STEP"] = optimizer._captured_step() if complete else optimizer.step
+            lean = getattr(optimizer, "_captured_step", None)
+            env["STEP"] = lean() if complete and lean is not None else optimizer.step
         end = ["    if step: STEP()"] if optimizer is not None else []
         returned = ", ".join([loss_code] + [f"o{k}" for k in results[1:]])
         self.source = "\n".join(head + body + release + end + [f"    return {returned}", ""])

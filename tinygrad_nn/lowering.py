@@ -434,6 +434,11 @@ class CrossEntropyRule(Rule):
         rows = p.const(f"ROWS{n}", np.arange(n))
         name = p.fresh("loss")
         picked = p.fresh("picked")
+        # the range check cross_entropy makes before its op, which a replay would skip
+        from .nn.functional import _check_indices
+
+        check = p.const("CHECK_INDICES", _check_indices)
+        p.emit(f"{check}({t.code}, {c}, 'cross_entropy')")
         p.emit(f"amax({z.code}, axis=1, keepdims=True, out={col.code})")
         p.emit(f"subtract({z.code}, {col.code}, out={e.code})", inplace=True)
         p.emit(f"{picked} = {e.code}[{rows}, {t.code}]")
