@@ -23,7 +23,6 @@ execution before it trusts it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,17 +281,25 @@ class _Unary(Rule):
             and args[0].dtype == out.dtype
         )
 
-    def _grad(self, low: Lowering, g: Value | None, lines: Callable[[str, str], list[Any]]):
-        """Emit dL/da: ``lines(g_code, target_code)``; g = 1 becomes a plain copy target."""
-        a = self.args[0]
+    scratch: Any = None  # the dtype of the backward's scratch buffer (None: the output's)
+
+    def backward(self, low, g):
+        a, y = self.args[0], self.out
         if not self.node.needs_input_grad[0]:
             return
         p = low.program
         gc = g.code if g is not None else p.const("ROOT1", np.ones(a.shape, a.dtype))
+        s = p.buffer(y.shape, self.scratch or y.dtype)
         t = low.grad_target(a)
-        for line in lines(gc, t.code):  # a line, or (line, in place allowed)
+        for line in self.grad_lines(gc, y.code, s.code, t.code):
             p.emit(*line) if isinstance(line, tuple) else p.emit(line)
         low.grad_done(a)
+
+    def grad_lines(self, g: str, y: str, s: str, t: str) -> list[Any]:
+        """The lines writing dL/da into ``t`` from the gradient ``g``, the output ``y`` and a
+        scratch buffer ``s``: each a line, or ``(line, True)`` when it may write over an input
+        that dies there."""
+        raise NotImplementedError
 
 
 class SigmoidRule(_Unary):
@@ -307,18 +314,12 @@ class SigmoidRule(_Unary):
         p.emit(f"{y.code} += 0.5")
         return y
 
-    def backward(self, low, g):
-        y = self.out
-        s = low.program.buffer(y.shape, y.dtype)
-        self._grad(
-            low,
-            g,
-            lambda gc, t: [
-                (f"multiply({gc}, {y.code}, out={t})", True),
-                (f"subtract(1, {y.code}, out={s.code})", True),
-                f"{t} *= {s.code}",
-            ],
-        )
+    def grad_lines(self, g, y, s, t):
+        return [
+            (f"multiply({g}, {y}, out={t})", True),
+            (f"subtract(1, {y}, out={s})", True),
+            f"{t} *= {s}",
+        ]
 
 
 class TanhRule(_Unary):
@@ -329,39 +330,26 @@ class TanhRule(_Unary):
         p.emit(f"tanh({self.args[0].code}, out={y.code})", inplace=True)
         return y
 
-    def backward(self, low, g):
-        y = self.out
-        s = low.program.buffer(y.shape, y.dtype)
-        self._grad(
-            low,
-            g,
-            lambda gc, t: [
-                (f"multiply({y.code}, {y.code}, out={s.code})", True),
-                f"subtract(1, {s.code}, out={s.code})",
-                (f"multiply({gc}, {s.code}, out={t})", True),
-            ],
-        )
+    def grad_lines(self, g, y, s, t):
+        return [
+            (f"multiply({y}, {y}, out={s})", True),
+            f"subtract(1, {s}, out={s})",
+            (f"multiply({g}, {s}, out={t})", True),
+        ]
 
 
 class ReLURule(_Unary):
     """max(a, 0);  da = g where the output is > 0, else 0."""
+
+    scratch = np.bool_
 
     def forward(self, p, out):
         self.out = y = p.buffer(out.shape, out.dtype)
         p.emit(f"maximum({self.args[0].code}, 0, out={y.code})", inplace=True)
         return y
 
-    def backward(self, low, g):
-        y = self.out
-        mask = low.program.buffer(y.shape, np.bool_)
-        self._grad(
-            low,
-            g,
-            lambda gc, t: [
-                f"greater({y.code}, 0, out={mask.code})",
-                (f"multiply({gc}, {mask.code}, out={t})", True),
-            ],
-        )
+    def grad_lines(self, g, y, s, t):
+        return [f"greater({y}, 0, out={s})", (f"multiply({g}, {s}, out={t})", True)]
 
 
 class MSERule(Rule):
