@@ -82,7 +82,7 @@ class Program:
         """A constant vector of ``n`` ones (bias gradients are ``ones @ g``)."""
         name = f"ONES{n}_{np.dtype(dtype).name}"
         if name not in self.env:
-            self.env[name] = np.ones(n, dtype)
+            self.env[name] = M._ones(n, np.dtype(dtype))  # the one the dense op uses
         return name
 
     def fresh(self, prefix: str) -> str:
