@@ -85,6 +85,13 @@ class Program:
             self.env[name] = M._ones(n, np.dtype(dtype))  # the one the dense op uses
         return name
 
+    def rows(self, n: int) -> str:
+        """A constant ``arange(n)``, the row numbers for picking one entry per row."""
+        name = f"ROWS{n}"
+        if name not in self.env:
+            self.env[name] = np.arange(n)
+        return name
+
     def fresh(self, prefix: str) -> str:
         """A new local name for the generated function, ``prefix`` and a number."""
         self.counter += 1
@@ -419,7 +426,7 @@ class CrossEntropyRule(Rule):
         self.e = e = p.buffer(z.shape, z.dtype)
         self.col = s = p.buffer((n, 1), z.dtype)
         logs = p.buffer((n, 1), z.dtype)
-        rows = p.const(f"ROWS{n}", np.arange(n))
+        rows = p.rows(n)
         name = p.fresh("loss")
         picked = p.fresh("picked")
         # the range check cross_entropy makes before its op, which a replay would skip
@@ -452,7 +459,7 @@ class CrossEntropyRule(Rule):
             k = p.const("K", np.ones((), z.dtype) * scale)
         else:
             k = f"({g.code} * {scale!r})"
-        rows = p.const(f"ROWS{n}", np.arange(n))
+        rows = p.rows(n)
         dz = low.grad_target(z)
         p.copy(dz, self.e)
         p.emit(f"{dz.code}[{rows}, {t.code}] -= 1")
