@@ -14,10 +14,10 @@ source of one Python function, the step a careful person would write by hand:
 * a parameter's gradient can be written straight into the optimizer's flat gradient buffer
   (:meth:`FlatGroup.grad_views <tinygrad_nn.optim.flat.FlatGroup.grad_views>`).
 
-The lowered maths is the ops' own, written out: results agree with normal execution to rounding
-(the bias gradient, for one, is ``ones @ g``, a BLAS matrix-vector product, where the op sums
-``g`` over the batch axis). :mod:`tinygrad_nn.capture` checks every plan against normal
-execution before it trusts it.
+The lowered maths is the ops' own, written out in the same order, so results agree with normal
+execution to rounding, and mostly to the bit. :mod:`tinygrad_nn.capture` checks every plan
+against normal execution before it trusts it. ``RULES`` maps an op (a ``Function`` subclass) to
+its :class:`Rule`; an op with none replays through its own methods.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .ops import elementwise as E
 from .ops import loss as L
 from .ops import matmul as M
 
-__all__ = ["Program", "Value", "RULES"]
+__all__ = ["Program", "Value", "Lowering", "Rule", "RULES"]
 
 _SLOT = re.compile(r"\$(\d+)")
 _LOCAL = re.compile(r"\bv\d+\b")
