@@ -366,14 +366,9 @@ class CapturedStep:
                         break
                     arrays.append(d)
                 else:
-                    if self._lock.acquire(False):
-                        try:
-                            out = plan.run_arrays(*arrays)
-                        finally:
-                            self._lock.release()
-                        if out is not None:
-                            return _wrap(out)
-                        self._forget()  # stale: the parameters moved; trace again
+                    out = self._replay(plan, arrays)
+                    if out is not None:
+                        return _wrap(out)
         try:
             key = tuple([(a.shape, a.dtype) for a in args])
         except AttributeError:  # Python numbers or lists: the general path
@@ -388,15 +383,10 @@ class CapturedStep:
                     arrays.append(a.data)
                 else:
                     arrays.append(_to_array(a, None))
-            if self._lock.acquire(blocking=False):
-                try:
-                    out = plan.run(arrays)
-                finally:
-                    self._lock.release()
-                if out is not None:
-                    self._last = (tuple((a.shape, a.dtype) for a in arrays), plan)
-                    return _wrap(out)
-                self._forget()  # stale: the parameters moved; trace again
+            out = self._replay(plan, arrays)
+            if out is not None:
+                self._last = (tuple((a.shape, a.dtype) for a in arrays), plan)
+                return _wrap(out)
         inputs = self._inputs(args)
         if not STATE.grad_enabled or STATE.hook is not None or self._lock.locked():
             return self._normal(inputs)
@@ -417,6 +407,19 @@ class CapturedStep:
                 return self._normal(inputs)
             self._remember(args, plan)
             return _wrap(out)
+
+    def _replay(self, plan: _Plan, arrays: list[np.ndarray]) -> Any:
+        """Replay ``plan`` under the lock; None (and nothing run) when another thread is inside
+        this step, or when the plan is stale, which is then forgotten (traced again)."""
+        if not self._lock.acquire(False):
+            return None
+        try:
+            out = plan.run_arrays(*arrays)
+        finally:
+            self._lock.release()
+        if out is None:
+            self._forget()  # the parameters moved
+        return out
 
     def _forget(self) -> None:
         """Drop every plan (the parameters' arrays changed under them)."""
