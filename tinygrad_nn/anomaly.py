@@ -79,6 +79,9 @@ class _AnomalyMode:
             f"{_shapes(args)}, output shape {out.shape}){note}.\n  created at {node.site}"
         )
 
+    def on_module(self, module: Any) -> None:
+        pass
+
     def on_backward(self, node: Function, grads: tuple[Any, ...]) -> None:
         for i, g in enumerate(grads):
             if g is None:

@@ -48,6 +48,8 @@ class _Tracer:
     def __init__(self) -> None:
         self.records: list[tuple[Function, list[tuple[str, Any]], dict[str, Any], Any]] = []
         self._made: dict[int, tuple[weakref.ref[Tensor], int]] = {}
+        # every module called, with its training flag then: a replay is only valid in that mode
+        self.modes: dict[int, tuple[Any, bool]] = {}
 
     def index(self, t: Any) -> int | None:
         """The number of the record whose output ``t`` is, if any."""
@@ -65,8 +67,72 @@ class _Tracer:
         self._made[id(result)] = (weakref.ref(result), len(self.records))
         self.records.append((node, refs, kwargs, (result.shape, result.dtype)))
 
+    def on_module(self, module: Any) -> None:
+        self.modes.setdefault(id(module), (module, module.training))
+
     def on_backward(self, node: Function, grads: Any) -> None:
         pass
+
+    def name_inputs(self, inputs: list[Tensor]) -> None:
+        """Refer to the call's inputs by position, so that the records keep no batch alive —
+        also where an op got an input's array as a constant (labels that ``nll_loss`` turns into
+        an index, ``x[labels]``), which a replay must then read from that call's input."""
+        where = {id(t): k for k, t in enumerate(inputs)}
+        arrays = {id(t.data): k for k, t in enumerate(inputs)}
+        for _, refs, kwargs, _ in self.records:
+            for j, (kind, a) in enumerate(refs):
+                if kind == "tensor" and id(a) in where:
+                    refs[j] = ("input", where[id(a)])
+                elif kind == "const":
+                    refs[j] = ("const", _refer(a, arrays))
+            for name, a in kwargs.items():
+                kwargs[name] = _refer(a, arrays)
+
+
+class _InputRef:
+    """Input ``k``'s array where a traced op got it inside a constant argument."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _InputRef and other.k == self.k
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _refer(a: Any, arrays: dict[int, int]) -> Any:
+    """``a`` with every input array in it (by identity, through tuples and lists) replaced by
+    an :class:`_InputRef`."""
+    if type(a) is ndarray:
+        k = arrays.get(id(a))
+        return a if k is None else _InputRef(k)
+    if type(a) in (tuple, list):
+        parts = [_refer(x, arrays) for x in a]
+        if any(x is not y for x, y in zip(parts, a)):
+            return type(a)(parts)
+    return a
+
+
+def _refers(a: Any) -> bool:
+    """Whether constant ``a`` holds an :class:`_InputRef`."""
+    if type(a) is _InputRef:
+        return True
+    return type(a) in (tuple, list) and any(_refers(x) for x in a)
+
+
+def _source(prog: Program, name: str, a: Any) -> str:
+    """Source text for constant ``a`` that holds input references: ``i{k}`` for those, named
+    constants for the rest."""
+    if type(a) is _InputRef:
+        return f"i{a.k}"
+    if type(a) in (tuple, list) and _refers(a):
+        parts = [_source(prog, f"{name}_{j}", x) for j, x in enumerate(a)]
+        text = ", ".join(parts) + ("," if len(parts) == 1 and type(a) is tuple else "")
+        return f"({text})" if type(a) is tuple else f"[{text}]"
+    return prog.const(name, a)
 
 
 _NUMPY = {
@@ -106,7 +172,12 @@ class _Plan:
     """
 
     def __init__(
-        self, signature: Any, records: list[Any], results: list[int], optimizer: Any = None
+        self,
+        signature: Any,
+        records: list[Any],
+        results: list[int],
+        optimizer: Any = None,
+        modes: Any = (),
     ) -> None:
         prog = Program()
         env = prog.env
@@ -134,6 +205,13 @@ class _Plan:
                     argvals.append(v)
                 elif a is None:
                     argvals.append(None)
+                elif type(a) is _InputRef:  # an input's array, given as a plain array
+                    argvals.append(inputs[a.k])
+                    constants.add(id(inputs[a.k]))
+                elif _refers(a):  # e.g. an index (rows, labels) with the labels an input
+                    const = Value(_source(prog, f"c{k}_{j}", a), (), np.dtype(object))
+                    constants.add(id(const))
+                    argvals.append(const)
                 else:
                     arr = np.asarray(a)
                     const = Value(prog.const(f"c{k}_{j}", a), arr.shape, arr.dtype)
@@ -141,14 +219,21 @@ class _Plan:
                     argvals.append(const)
             out_info = Value("", shape, dtype)
             rule_cls = RULES.get(type(node))
-            if rule_cls is not None and rule_cls.applies(argvals, kwargs, out_info):
+            refs_in_kwargs = any(_refers(a) for a in kwargs.values())
+            if (
+                rule_cls is not None
+                and not refs_in_kwargs
+                and rule_cls.applies(argvals, kwargs, out_info)
+            ):
                 rule = rule_cls(node, argvals, kwargs)
                 out = rule.forward(prog, out_info)
             else:
                 rule = None
                 env[f"n{k}"] = node
                 texts = [v.code if v is not None else "None" for v in argvals]
-                if kwargs:
+                if refs_in_kwargs:
+                    texts += [f"{n}={_source(prog, f'kw{k}_{n}', a)}" for n, a in kwargs.items()]
+                elif kwargs:
                     texts.append(f"**{prog.const(f'kw{k}', dict(kwargs))}")
                 out = Value(f"v{k}", shape, dtype)
                 prog.emit(f"v{k} = n{k}.forward({', '.join(texts)})")
@@ -234,6 +319,11 @@ class _Plan:
             env[f"A{j}"] = t.data
             head.append(f"    w{j} = L{j}.data")
             guards.append(f"w{j} is not A{j}")
+            # requires_grad switched since the trace: the plan computes other gradients
+            guards.append(f"not L{j}._rg" if t._rg else f"L{j}._rg")
+        for j, (module, training) in enumerate(modes):  # train() / eval() since the trace
+            env[f"M{j}"], env[f"T{j}"] = module, training
+            guards.append(f"M{j}.training is not T{j}")
         if optimizer is not None:
             env["OPT"], env["NGROUPS"] = optimizer, len(optimizer.param_groups)
             guards.append("len(OPT.param_groups) != NGROUPS")
@@ -360,9 +450,15 @@ class CapturedStep:
             sig, plan = last
             arrays = []
             if len(args) == len(sig):
-                for a, (shape, dtype) in zip(args, sig):
+                for a, (shape, dtype, tensor) in zip(args, sig):
+                    # a Tensor as it was; an array only if Tensor(array) did not convert it
                     d = a.data if type(a) is Tensor and not a._rg else a
-                    if type(d) is not ndarray or d.shape != shape or d.dtype is not dtype:
+                    if (
+                        type(d) is not ndarray
+                        or d.shape != shape
+                        or d.dtype is not dtype
+                        or (d is a) is tensor
+                    ):
                         break
                     arrays.append(d)
                 else:
@@ -370,7 +466,7 @@ class CapturedStep:
                     if out is not None:
                         return _wrap(out)
         try:
-            key = tuple([(a.shape, a.dtype) for a in args])
+            key = tuple([(a.shape, a.dtype, isinstance(a, Tensor)) for a in args])
         except AttributeError:  # Python numbers or lists: the general path
             key = None
         plan = self._ready.get(key)
@@ -385,7 +481,7 @@ class CapturedStep:
                     arrays.append(_to_array(a, None))
             out = self._replay(plan, arrays)
             if out is not None:
-                self._last = (tuple((a.shape, a.dtype) for a in arrays), plan)
+                self._last = (_signature(args, arrays), plan)
                 return _wrap(out)
         inputs = self._inputs(args)
         if not STATE.grad_enabled or STATE.hook is not None or self._lock.locked():
@@ -415,10 +511,10 @@ class CapturedStep:
             return None
         try:
             out = plan.run_arrays(*arrays)
+            if out is None:
+                self._forget()  # the parameters moved (under the lock: a trace may be in use)
         finally:
             self._lock.release()
-        if out is None:
-            self._forget()  # the parameters moved
         return out
 
     def _forget(self) -> None:
@@ -430,9 +526,10 @@ class CapturedStep:
         self._last = None
 
     def _remember(self, args: tuple[Any, ...], plan: _Plan) -> None:
-        """Let later calls with arguments of these exact shapes and dtypes skip the checks."""
+        """Let later calls with arguments of these exact types, shapes and dtypes skip the
+        checks (an array and a Tensor of one dtype may differ: Tensor(array) converts float64)."""
         if all(isinstance(a, (Tensor, np.ndarray)) for a in args):
-            self._ready[tuple([(a.shape, a.dtype) for a in args])] = plan
+            self._ready[tuple([(a.shape, a.dtype, isinstance(a, Tensor)) for a in args])] = plan
 
     def _trace(self, key: Any, inputs: list[Tensor]) -> Tensor:
         opt = self.optimizer
@@ -463,20 +560,15 @@ class CapturedStep:
                     stacklevel=3,
                 )
         else:
-            # the records name the inputs by position, so they keep no batch alive; the plan
-            # is made at the next call (after that call's normal execution when checking), so
-            # its buffers never coexist with a normal step's activations
-            where = {id(t): k for k, t in enumerate(inputs)}
-            for _, refs, _, _ in tracer.records:
-                for j, (kind, a) in enumerate(refs):
-                    if kind == "tensor" and id(a) in where:
-                        refs[j] = ("input", where[id(a)])
-            self._traces[key] = (tracer.records, made)
+            # the plan is made at the next call (after that call's normal execution when
+            # checking), so its buffers never coexist with a normal step's activations
+            tracer.name_inputs(inputs)
+            self._traces[key] = (tracer.records, made, list(tracer.modes.values()))
         return loss.detach() if extra is None else (loss.detach(), *[e.detach() for e in extra])
 
     def _build(self, key: Any) -> _Plan:
-        records, made = self._traces.pop(key)
-        return _Plan(key, records, made, self.optimizer)
+        records, made, modes = self._traces.pop(key)
+        return _Plan(key, records, made, self.optimizer, modes)
 
     def _verify(self, key: Any, inputs: list[Tensor]) -> Tensor:
         """Run the step normally, then make the plan and replay it (without the optimizer's
@@ -491,20 +583,38 @@ class CapturedStep:
                     before[id(a)] = (a, None if id(a) in params else a.grad)
         if opt is not None:
             opt.zero_grad()
-        loss, extra = _split(self.fn(*inputs))
+        tracer = _Tracer()  # this call is traced too: its ops must be those of the first
+        STATE.hook = tracer
+        try:
+            loss, extra = _split(self.fn(*inputs))
+        finally:
+            STATE.hook = None
         loss.backward()
         normal = {k: t.grad for k, (t, _) in before.items()}
         wanted = [loss, *(extra or ())]
-        plan = self._plans[key] = self._build(key)
-        for k, (t, g) in before.items():
-            t.grad = None if k in params else g
-        replayed = plan.run([t.data for t in inputs], step=False)
+        tracer.name_inputs(inputs)
+        same = _same_trace(self._traces[key], tracer, wanted)
+        del tracer
+        failed = False
+        if same:
+            plan = self._plans[key] = self._build(key)
+            for k, (t, g) in before.items():
+                t.grad = None if k in params else g
+            try:
+                replayed = plan.run([t.data for t in inputs], step=False)
+            except Exception:  # a plan that cannot run this step: it runs without capture
+                replayed, failed = (), True
+        else:
+            del self._traces[key]
+            replayed = ()
         # a replay's gradients are arrays of its own (the optimizer's gradient buffer, or fresh
         # ones), so the normal ones above are intact
         if type(replayed) is not tuple and replayed is not None:
             replayed = (replayed,)
         ok = (
-            replayed is not None
+            same
+            and not failed
+            and replayed is not None
             and all(_close(r, w.data) for r, w in zip(replayed, wanted))
             and all(
                 (normal[k] is None) == (t.grad is None)
@@ -526,13 +636,65 @@ class CapturedStep:
         else:
             self._plans[key] = None
             if self.warn:
-                warnings.warn(
-                    "capture: replaying the recorded step disagreed with running it (does it "
-                    "depend on values through comparisons, numpy calls or Python control "
-                    "flow?); running it without capture",
-                    stacklevel=3,
+                why = (
+                    "replaying the recorded step disagreed with running it (does it depend on "
+                    "values through comparisons, numpy calls or Python control flow?)"
+                    if same
+                    else "the step ran other ops or constants than at its first call (an array "
+                    "that fn computes from its inputs, such as one_hot(labels), or Python "
+                    "control flow), which a replay would freeze"
                 )
+                warnings.warn(f"capture: {why}; running it without capture", stacklevel=3)
         return loss.detach() if extra is None else (loss.detach(), *[e.detach() for e in extra])
+
+
+def _same_trace(first: Any, tracer: _Tracer, wanted: list[Tensor]) -> bool:
+    """Whether ``tracer`` (the second call) recorded the ops of trace ``first``: the same
+    ops on the same arguments, the same constants (by value), the same outputs returned, the
+    same modules in the same modes."""
+    records, made, modes = first
+    if len(records) != len(tracer.records) or [tracer.index(t) for t in wanted] != made:
+        return False
+    again = list(tracer.modes.values())
+    if len(modes) != len(again) or any(
+        m is not n or a != b for (m, a), (n, b) in zip(modes, again)
+    ):
+        return False
+    for (node, refs, kwargs, out), (node2, refs2, kwargs2, out2) in zip(records, tracer.records):
+        if type(node) is not type(node2) or out != out2 or len(refs) != len(refs2):
+            return False
+        if not _same(kwargs, kwargs2):
+            return False
+        for (kind, a), (kind2, b) in zip(refs, refs2):
+            if kind != kind2:
+                return False
+            if kind == "tensor" and a is not b:
+                # a tensor fn makes at every call (a constant): the same values, no gradient
+                if a._rg or b._rg or a._ctx is not None or b._ctx is not None:
+                    return False
+                if not _same(a.data, b.data):
+                    return False
+            elif kind != "tensor" and not _same(a, b):
+                return False
+    return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal constants: the same type and value (arrays: shape, dtype and every element)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (np.ndarray, np.generic)):
+        return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
+    try:
+        return bool(a == b)
+    except Exception:  # objects without a plain equality: treat them as different
+        return False
 
 
 def _split(result: Any) -> tuple[Tensor, list[Tensor] | None]:
@@ -547,6 +709,12 @@ def _split(result: Any) -> tuple[Tensor, list[Tensor] | None]:
     if not isinstance(loss, Tensor) or loss.size != 1 or not loss.requires_grad:
         raise ValueError("capture: fn must return a one-element tensor that requires grad")
     return loss, extra
+
+
+def _signature(args: tuple[Any, ...], arrays: list[np.ndarray]) -> tuple[Any, ...]:
+    """What the fast path of a replay checks: each array's shape and dtype, and whether its
+    argument was a Tensor."""
+    return tuple((d.shape, d.dtype, isinstance(a, Tensor)) for a, d in zip(args, arrays))
 
 
 def _wrap(out: Any) -> Any:
@@ -590,9 +758,13 @@ def capture(
     step, as PyTorch's ``zero_grad(set_to_none=False)`` would leave them).
 
     Steps that draw random numbers (dropout) are never captured; ``warn`` says so (and when a
-    replay disagrees). ``fn`` must compute the loss from its inputs and the parameters only
-    with tinygrad_nn ops, the same ops every call, with no other side effects (a replay runs
-    the ops, not the Python around them). A captured step is one set of buffers: a call made
-    while another thread is inside the same step runs normally.
+    replay disagrees, or the second call ran other ops or constants than the first). ``fn`` must
+    compute the loss from its inputs and the parameters only with tinygrad_nn ops, the same ops
+    every call, with no other side effects (a replay runs the ops, not the Python around them):
+    an array it computes from its inputs with numpy, such as ``one_hot(labels)``, is frozen by a
+    trace (pass it in as an input instead). A plan is traced again when the parameters' arrays
+    or ``requires_grad`` change, or a module it calls switches between ``train()`` and
+    ``eval()``. A captured step is one set of buffers: a call made while another thread is
+    inside the same step runs normally.
     """
     return CapturedStep(fn, check=check, optimizer=optimizer, warn=warn)

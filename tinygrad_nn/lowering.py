@@ -376,7 +376,8 @@ class MSERule(Rule):
         p.emit(f"subtract({a.code}, {y.code}, out={d.code})", inplace=True)
         name = p.fresh("loss")
         dt = p.const(f"DT_{a.dtype.name}", a.dtype)
-        p.emit(f"{name} = asarray(vdot({d.code}, {d.code}) * {scale!r}, dtype={dt})")
+        c = p.const("SCALE", scale)  # a name, not repr(): scale may be a numpy scalar
+        p.emit(f"{name} = asarray(vdot({d.code}, {d.code}) * {c}, dtype={dt})")
         return Value(name, (), a.dtype)
 
     def backward(self, low, g):
@@ -387,7 +388,7 @@ class MSERule(Rule):
         if g is None:  # the op's own d * (g * 2c) with g = 1, folded
             k = p.const("K", np.ones((), a.dtype) * twice)
         else:
-            k = f"({g.code} * {twice!r})"
+            k = f"({g.code} * {p.const('TWICE', twice)})"
         need = self.node.needs_input_grad
         if need[0]:
             t = low.grad_target(a)

@@ -86,6 +86,8 @@ class Module:
         call.module = self
         call.parent = prev
         state.scope = call
+        if state.hook is not None:  # e.g. capture's tracer, which notes the module's mode
+            state.hook.on_module(self)
         try:
             return self.forward(*args, **kwargs)
         finally:

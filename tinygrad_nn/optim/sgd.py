@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from operator import is_not
 from typing import Any
 
 import numpy as np
@@ -95,7 +96,7 @@ class SGD(Optimizer):
         data, grad, groups = flat.data, flat.grad, self.param_groups
         if grad is None:
             return self.step
-        full = self.step
+        full, params, n = self.step, flat.params, len(flat.params)
 
         def step() -> None:
             lr = group["lr"]
@@ -109,6 +110,8 @@ class SGD(Optimizer):
                 or len(groups) != 1
                 or flats[0] is not flat
                 or flat.grad is not grad
+                or len(group["params"]) != n
+                or any(map(is_not, group["params"], params))  # the group's list was edited
             ):
                 full()
             else:  # what _sgd_update does for plain SGD on the one-array layout

@@ -1,0 +1,192 @@
+"""What a captured step must notice between calls — state that changes what the step computes
+without changing the inputs' shapes — so that it never replays a plan made for other state.
+Each case trains a captured copy and an eager copy of one model side by side; each failed
+before its fix (a replay that silently trained otherwise, or an error)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_nn as tg
+from tinygrad_nn import nn
+from tinygrad_nn.capture import capture
+from tinygrad_nn.nn import functional as F
+from tinygrad_nn.ops import loss as L
+
+
+def build(seed, sizes=(6, 4, 3), dropout=None):
+    tg.manual_seed(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Dense(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.Sigmoid())
+            if dropout is not None:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def batch(seed, n=4, nin=6, nout=3):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, nin)).astype(np.float32), rng.random((n, nout)).astype(
+        np.float32
+    )
+
+
+def twins(seed, lossfn, opt=tg.optim.SGD, **kw):
+    """A captured step on one model, an eager step on an identical one (its optimizer is
+    ``eager.optimizer``)."""
+    a, b = build(seed, **kw), build(seed, **kw)
+    oa, ob = opt(a.parameters(), lr=0.5), opt(b.parameters(), lr=0.5)
+    step = capture(lambda *args: lossfn(a, *args), optimizer=oa)
+
+    def eager(*args):
+        ob.zero_grad()
+        loss = lossfn(b, *[tg.Tensor(x) if isinstance(x, np.ndarray) else x for x in args])
+        loss.backward()
+        ob.step()
+        return loss.item()
+
+    eager.optimizer = ob
+    return a, b, step, eager
+
+
+def assert_same(a, b):
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-5, atol=1e-6)
+        assert (p.grad is None) == (q.grad is None)
+
+
+def quadratic(m, x, y):
+    return F.quadratic_cost(m(x), y)
+
+
+@pytest.mark.parametrize("opt", [tg.optim.SGD, tg.optim.Adam])
+@pytest.mark.parametrize("freeze", [True, False])
+def test_requires_grad_switched_after_capture(opt, freeze):
+    a, b, step, eager = twins(1, quadratic, opt)
+    x, y = batch(0)
+    if not freeze:
+        a[0].weight.requires_grad = b[0].weight.requires_grad = False
+    for i in range(6):
+        if i == 3:  # the plan is replaying by now
+            a[0].weight.requires_grad = b[0].weight.requires_grad = not freeze
+        step(x, y)
+        eager(x, y)
+        assert_same(a, b)
+
+
+def test_sgd_param_group_edited_after_capture():
+    a, b, step, eager = twins(2, quadratic)
+    x, y = batch(0)
+    for i in range(6):
+        if i == 3:  # train the last layer only from here
+            step.optimizer.param_groups[0]["params"] = [a[2].weight, a[2].bias]
+            eager.optimizer.param_groups[0]["params"] = [b[2].weight, b[2].bias]
+        step(x, y)
+        eager(x, y)
+    assert_same(a, b)
+
+
+def test_train_and_eval_switch_after_capture():
+    a, b, step, eager = twins(3, quadratic, sizes=(6, 8, 3), dropout=0.5)
+    a.eval()
+    b.eval()
+    x, y = batch(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(6):
+            if i == 3:  # dropout on: the eval-mode plan must not run
+                a.train()
+                b.train()
+            tg.manual_seed(100 + i)
+            captured = step(x, y).item()
+            tg.manual_seed(100 + i)
+            assert captured == pytest.approx(eager(x, y), rel=1e-6)
+    assert any("random numbers" in str(w.message) for w in caught)
+    assert_same(a, b)
+
+
+def test_labels_given_as_an_index_are_read_at_every_call():
+    # nll_loss turns the labels into an index array: the plan must read them from the call
+    def nll(m, x, t):
+        return F.nll_loss(m(x).log_softmax(-1), t)
+
+    a, b, step, eager = twins(4, nll, sizes=(6, 5, 3))
+    rng = np.random.default_rng(0)
+    for t in ([0, 1], [0, 1], [2, 2], [1, 0], [2, 0]):  # the first two agree
+        x = rng.standard_normal((2, 6)).astype(np.float32)
+        t = np.array(t)
+        assert step(x, t).item() == pytest.approx(eager(x, tg.Tensor(t)), rel=1e-6)
+    assert step._verified  # and it did replay
+    assert_same(a, b)
+
+
+def test_array_computed_from_the_inputs_is_not_frozen():
+    # one_hot(labels) is an array fn computes with numpy: a replay cannot recompute it, so a
+    # step whose second call sees other values runs without capture
+    def onehot(m, x, t):
+        return F.quadratic_cost(m(x), F.one_hot(t.data, 3))
+
+    a, b, step, eager = twins(5, onehot)
+    rng = np.random.default_rng(1)
+    with pytest.warns(UserWarning, match="ran other ops or constants"):
+        for t in ([0, 1, 2, 0], [1, 1, 0, 2], [2, 0, 1, 1], [0, 0, 0, 1]):
+            x = rng.standard_normal((4, 6)).astype(np.float32)
+            t = tg.Tensor(np.array(t))
+            assert step(x, t).item() == pytest.approx(eager(x, t), rel=1e-6)
+    assert_same(a, b)
+
+
+def test_numpy_scalar_scale_in_a_lowered_loss():
+    n = np.float32(4)
+
+    def scaled(m, x, y):
+        return L.MSE.apply(m(x), y, scale=1 / (2 * n))
+
+    a, b, step, eager = twins(6, scaled)
+    x, y = batch(0)
+    for _ in range(4):
+        assert step(x, y).item() == pytest.approx(eager(x, y), rel=1e-6)
+    assert step._verified
+    assert_same(a, b)
+
+
+@pytest.mark.parametrize("order", ["TTTAA", "AAATT"])
+def test_float64_arrays_and_float64_tensors_are_told_apart(order):
+    # Tensor(float64 array) converts to float32; a float64 Tensor stays float64
+    a, b, step, eager = twins(7, quadratic)
+    for i, kind in enumerate(order):
+        x, y = (v.astype(np.float64) for v in batch(i))
+        if kind == "T":
+            args = (tg.Tensor(x, dtype=np.float64), tg.Tensor(y, dtype=np.float64))
+        else:
+            args = (x, y)
+        loss = step(*args)
+        expected = np.float64 if kind == "T" else np.float32
+        assert loss.dtype == expected
+        eager(*args)
+        assert_same(a, b)
+
+
+def test_plans_are_forgotten_under_the_lock():
+    # a stale plan is dropped while the step's lock is held, never while another thread may be
+    # making a plan from the traces
+    a = build(8)
+    opt = tg.optim.SGD(a.parameters(), lr=0.5)
+    step = capture(lambda x, y: quadratic(a, x, y), optimizer=opt)
+    x, y = batch(0)
+    for _ in range(3):
+        step(x, y)
+    held = []
+    forget = step._forget
+
+    def watched():
+        held.append(step._lock.locked())
+        forget()
+
+    step._forget = watched
+    a[0].weight.data = a[0].weight.data.copy()  # the plan is stale now
+    step(x, y)
+    assert held and all(held)
