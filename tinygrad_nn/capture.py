@@ -30,6 +30,8 @@ from numpy import ndarray
 
 from .autograd import LEAF_LOCK, STATE, Function, _fit_shape, run_backward
 from .lowering import RULES, Lowering, Program, Value
+from .nn import layers
+from .nn.module import ModuleList, Sequential
 from .optim.flat import FlatGroup
 from .random import get_generator
 from .tensor import Tensor, _make, _to_array
@@ -68,7 +70,8 @@ class _Tracer:
         self.records.append((node, refs, kwargs, (result.shape, result.dtype)))
 
     def on_module(self, module: Any) -> None:
-        self.modes.setdefault(id(module), (module, module.training))
+        if type(module) not in _MODE_FREE:
+            self.modes.setdefault(id(module), (module, module.training))
 
     def on_backward(self, node: Function, grads: Any) -> None:
         pass
@@ -87,6 +90,14 @@ class _Tracer:
                     refs[j] = ("const", _refer(a, arrays))
             for name, a in kwargs.items():
                 kwargs[name] = _refer(a, arrays)
+
+
+# Modules whose forward never reads ``training`` (these exact classes: a subclass may): their
+# mode need not be checked before a replay.
+_MODE_FREE = frozenset(
+    [layers.Dense, layers.Sigmoid, layers.ReLU, layers.Tanh, layers.Step, layers.Identity]
+    + [layers.Softmax, layers.LogSoftmax, layers.Flatten, Sequential, ModuleList]
+)
 
 
 class _InputRef:
