@@ -84,9 +84,14 @@ def test_value_dependent_step_falls_back():
 
     step = capture(fn)
     step(np.ones(3, np.float32))
+    step(-np.ones(3, np.float32))  # other ops than the first call: traced anew, checked next
     w.grad = None
     with pytest.warns(UserWarning, match="ran other ops or constants"):
-        loss = step(-np.ones(3, np.float32))
+        loss = step(np.ones(3, np.float32))  # and again other ops: it runs without capture
+    assert loss.item() == pytest.approx(3.0)
+    np.testing.assert_allclose(w.grad, np.ones(3))
+    w.grad = None
+    loss = step(-np.ones(3, np.float32))
     assert loss.item() == pytest.approx(-9.0)
     np.testing.assert_allclose(w.grad, -3 * np.ones(3))
 

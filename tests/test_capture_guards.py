@@ -190,3 +190,41 @@ def test_plans_are_forgotten_under_the_lock():
     a[0].weight.data = a[0].weight.data.copy()  # the plan is stale now
     step(x, y)
     assert held and all(held)
+
+
+def test_parameter_object_replaced_after_capture():
+    # re-initialising a layer with a new Parameter: the plan held the old one
+    a, b = build(9), build(9)
+    step = capture(lambda x, y: quadratic(a, x, y))  # the user's own loop and optimizer
+    oa, ob = tg.optim.SGD(a.parameters(), lr=0.5), tg.optim.SGD(b.parameters(), lr=0.5)
+    for i in range(8):
+        x, y = batch(i)
+        if i == 4:
+            for m in (a, b):
+                m[0].weight = nn.Parameter(np.full((4, 6), 0.05, np.float32))
+            oa, ob = tg.optim.SGD(a.parameters(), lr=0.5), tg.optim.SGD(b.parameters(), lr=0.5)
+        oa.zero_grad()
+        captured = step(x, y).item()
+        oa.step()
+        ob.zero_grad()
+        loss = quadratic(b, tg.Tensor(x), tg.Tensor(y))
+        loss.backward()
+        ob.step()
+        assert captured == pytest.approx(loss.item(), rel=1e-6)
+    assert_same(a, b)
+
+
+def test_state_changed_between_the_first_two_calls_is_traced_anew():
+    # the second call ran with the first layer frozen: it becomes the trace, and the step is
+    # captured from the third call on, silently
+    a, b, step, eager = twins(10, quadratic)
+    x, y = batch(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(5):
+            if i == 1:
+                a[0].weight.requires_grad = b[0].weight.requires_grad = False
+            step(x, y)
+            eager(x, y)
+            assert_same(a, b)
+    assert step._verified

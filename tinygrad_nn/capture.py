@@ -31,7 +31,7 @@ from numpy import ndarray
 from .autograd import LEAF_LOCK, STATE, Function, _fit_shape, run_backward
 from .lowering import RULES, Lowering, Program, Value
 from .nn import layers
-from .nn.module import ModuleList, Sequential
+from .nn.module import REPLACEMENTS, ModuleList, Sequential
 from .optim.flat import FlatGroup
 from .random import get_generator
 from .tensor import Tensor, _make, _to_array
@@ -45,13 +45,18 @@ class _Tracer:
     A record keeps the op, its arguments — the number of the record that made a tensor, or the
     tensor itself for inputs and parameters, or the constant — and its output's shape and
     dtype, but not the output: the traced step's activations are freed as soon as its backward
-    is done, before the plan allocates its own buffers."""
+    is done, before the plan allocates its own buffers. Once :meth:`finish` has run, the tracer
+    is the trace a plan is made from, with what a replay of it takes for granted: the modules'
+    modes, the leaves' ``requires_grad``, and no module attribute replaced since."""
 
     def __init__(self) -> None:
         self.records: list[tuple[Function, list[tuple[str, Any]], dict[str, Any], Any]] = []
         self._made: dict[int, tuple[weakref.ref[Tensor], int]] = {}
         # every module called, with its training flag then: a replay is only valid in that mode
         self.modes: dict[int, tuple[Any, bool]] = {}
+        self.replacements = REPLACEMENTS[0]
+        self.made: list[int | None] = []  # the records of fn's results (the loss first)
+        self.rg: dict[int, bool] = {}  # requires_grad of each tensor made outside fn
 
     def index(self, t: Any) -> int | None:
         """The number of the record whose output ``t`` is, if any."""
@@ -76,7 +81,15 @@ class _Tracer:
     def on_backward(self, node: Function, grads: Any) -> None:
         pass
 
-    def name_inputs(self, inputs: list[Tensor]) -> None:
+    def finish(self, inputs: list[Tensor], results: list[Tensor]) -> None:
+        """End the trace of a call on ``inputs`` that returned ``results``: note which records
+        made them and the leaves' ``requires_grad``, then name the inputs by position."""
+        self.made = [self.index(t) for t in results]
+        self._made.clear()
+        self._name_inputs(inputs)
+        self.rg = {id(a): a._rg for _, refs, _, _ in self.records for k, a in refs if k == "tensor"}
+
+    def _name_inputs(self, inputs: list[Tensor]) -> None:
         """Refer to the call's inputs by position, so that the records keep no batch alive —
         also where an op got an input's array as a constant (labels that ``nll_loss`` turns into
         an index, ``x[labels]``), which a replay must then read from that call's input."""
@@ -182,14 +195,8 @@ class _Plan:
     the plan is stale then and nothing has run.
     """
 
-    def __init__(
-        self,
-        signature: Any,
-        records: list[Any],
-        results: list[int],
-        optimizer: Any = None,
-        modes: Any = (),
-    ) -> None:
+    def __init__(self, signature: Any, trace: _Tracer, optimizer: Any = None) -> None:
+        records, results = trace.records, trace.made
         prog = Program()
         env = prog.env
         env.update(_NUMPY)
@@ -300,7 +307,7 @@ class _Plan:
             v = leaf_val[id(t)]
             g = low.grad(v)
             env[f"L{j}"] = t
-            if g is None or not t.requires_grad:
+            if g is None or not trace.rg[id(t)]:
                 continue
             if id(v) in dest:
                 tail.append(f"L{j}.grad = {g.code}")
@@ -331,10 +338,13 @@ class _Plan:
             head.append(f"    w{j} = L{j}.data")
             guards.append(f"w{j} is not A{j}")
             # requires_grad switched since the trace: the plan computes other gradients
-            guards.append(f"not L{j}._rg" if t._rg else f"L{j}._rg")
-        for j, (module, training) in enumerate(modes):  # train() / eval() since the trace
+            guards.append(f"not L{j}._rg" if trace.rg[id(t)] else f"L{j}._rg")
+        for j, (module, training) in enumerate(trace.modes.values()):  # train() / eval()
             env[f"M{j}"], env[f"T{j}"] = module, training
             guards.append(f"M{j}.training is not T{j}")
+        # a module's tensor or sub-module replaced since (the plan holds the old objects)
+        env["REPLACED"], env["R0"] = REPLACEMENTS, trace.replacements
+        guards.append("REPLACED[0] != R0")
         if optimizer is not None:
             env["OPT"], env["NGROUPS"] = optimizer, len(optimizer.param_groups)
             guards.append("len(OPT.param_groups) != NGROUPS")
@@ -427,7 +437,8 @@ class CapturedStep:
         self.warn = warn
         self.optimizer = optimizer
         self._plans: dict[Any, _Plan | None] = {}  # None: runs without capture
-        self._traces: dict[Any, tuple[list[Any], list[int]]] = {}  # traced, no plan made yet
+        self._traces: dict[Any, _Tracer] = {}  # traced, no plan made yet
+        self._retraced: set[Any] = set()  # traced again: the first trace's state had changed
         self._verified: set[Any] = set()
         self._ready: dict[Any, _Plan] = {}  # raw argument shapes/dtypes -> a verified plan
         self._last: tuple[Any, _Plan] | None = None
@@ -453,7 +464,7 @@ class CapturedStep:
         loss.backward()
         if opt is not None:
             opt.step()
-        return loss.detach() if extra is None else (loss.detach(), *[e.detach() for e in extra])
+        return _detached(loss, extra)
 
     def __call__(self, *args: Any) -> Tensor:
         last = self._last  # (argument shapes and dtypes, plan) of the last replay
@@ -532,6 +543,7 @@ class CapturedStep:
         """Drop every plan (the parameters' arrays changed under them)."""
         self._plans.clear()
         self._traces.clear()
+        self._retraced.clear()
         self._verified.clear()
         self._ready.clear()
         self._last = None
@@ -553,8 +565,8 @@ class CapturedStep:
             loss, extra = _split(self.fn(*inputs))
         finally:
             STATE.hook = None
-        made = [tracer.index(t) for t in [loss, *(extra or ())]]
-        if None in made:
+        tracer.finish(inputs, [loss, *(extra or ())])
+        if None in tracer.made:
             raise ValueError(
                 "capture: fn must return tensors computed by its ops (the loss, and any other "
                 "outputs), not its inputs or parameters"
@@ -563,69 +575,89 @@ class CapturedStep:
         if opt is not None:
             opt.step()  # lays the parameters out flat, so the plan can use that layout
         if get_generator().bit_generator.state != gen_state:
-            self._plans[key] = None
-            if self.warn:
-                warnings.warn(
-                    "capture: the step draws random numbers (dropout?), which a replay would "
-                    "freeze; running it without capture",
-                    stacklevel=3,
-                )
+            self._refuse(key, _RANDOM)
         else:
             # the plan is made at the next call (after that call's normal execution when
             # checking), so its buffers never coexist with a normal step's activations
-            tracer.name_inputs(inputs)
-            self._traces[key] = (tracer.records, made, list(tracer.modes.values()))
-        return loss.detach() if extra is None else (loss.detach(), *[e.detach() for e in extra])
+            self._traces[key] = tracer
+        return _detached(loss, extra)
+
+    def _refuse(self, key: Any, why: str, stacklevel: int = 4) -> None:
+        """Run the step without capture from now on (for inputs of this signature); warn at
+        the caller's line (``stacklevel`` frames up)."""
+        self._traces.pop(key, None)
+        self._plans[key] = None
+        if self.warn:
+            warnings.warn(f"capture: {why}; running it without capture", stacklevel=stacklevel)
 
     def _build(self, key: Any) -> _Plan:
-        records, made, modes = self._traces.pop(key)
-        return _Plan(key, records, made, self.optimizer, modes)
+        return _Plan(key, self._traces.pop(key), self.optimizer)
 
     def _verify(self, key: Any, inputs: list[Tensor]) -> Tensor:
-        """Run the step normally, then make the plan and replay it (without the optimizer's
-        step) from the same state; keep the plan only if both agree (and then the replay's
-        gradients, else those of normal execution). The optimizer steps once, after both."""
+        """Run the step normally, traced again. If it ran other ops than the first call (some
+        state changed in between, or the ops depend on values), this trace takes the first's
+        place, to be checked at the next call; the second time that happens the step runs
+        without capture. Otherwise make the plan and replay it (without the optimizer's step)
+        from the same state; keep the plan only if both agree (and then the replay's gradients,
+        else those of normal execution). The optimizer steps once, after both."""
         opt = self.optimizer
         params = _optimizer_params(opt)
+        first = self._traces[key]
         before = {}  # the leaves, and the gradients they had (zero_grad's for an optimizer's)
-        for _, refs, _, _ in self._traces[key][0]:
+        for _, refs, _, _ in first.records:
             for kind, a in refs:
                 if kind == "tensor" and a.requires_grad:
                     before[id(a)] = (a, None if id(a) in params else a.grad)
+        gen_state = get_generator().bit_generator.state
         if opt is not None:
             opt.zero_grad()
-        tracer = _Tracer()  # this call is traced too: its ops must be those of the first
-        STATE.hook = tracer
+        again = _Tracer()
+        STATE.hook = again
         try:
             loss, extra = _split(self.fn(*inputs))
         finally:
             STATE.hook = None
+        wanted = [loss, *(extra or ())]
+        again.finish(inputs, wanted)
         loss.backward()
+        if get_generator().bit_generator.state != gen_state:
+            self._refuse(key, _RANDOM)
+        elif not _same_trace(first, again):
+            if key in self._retraced or None in again.made:
+                self._refuse(key, _CHANGED)
+            else:
+                self._retraced.add(key)
+                self._traces[key] = again
+        else:
+            del first, again  # the plan is made from the first; neither is needed beyond that
+            return self._check(key, inputs, before, loss, extra)
+        if opt is not None:
+            opt.step()
+        return _detached(loss, extra)
+
+    def _check(
+        self, key: Any, inputs: list[Tensor], before: dict[int, Any], loss: Tensor, extra: Any
+    ) -> Tensor:
+        """The second half of :meth:`_verify`: the step has run normally (``loss``, ``extra``
+        and the gradients of the leaves in ``before``); make the plan and compare a replay."""
+        opt = self.optimizer
+        params = _optimizer_params(opt)
         normal = {k: t.grad for k, (t, _) in before.items()}
         wanted = [loss, *(extra or ())]
-        tracer.name_inputs(inputs)
-        same = _same_trace(self._traces[key], tracer, wanted)
-        del tracer
-        failed = False
-        if same:
-            plan = self._plans[key] = self._build(key)
-            for k, (t, g) in before.items():
-                t.grad = None if k in params else g
-            try:
-                replayed = plan.run([t.data for t in inputs], step=False)
-            except Exception:  # a plan that cannot run this step: it runs without capture
-                replayed, failed = (), True
-        else:
-            del self._traces[key]
+        plan = self._plans[key] = self._build(key)
+        for k, (t, g) in before.items():
+            t.grad = None if k in params else g
+        try:
+            replayed = plan.run([t.data for t in inputs], step=False)
+        except Exception:  # a plan that cannot run this step: it runs without capture
             replayed = ()
         # a replay's gradients are arrays of its own (the optimizer's gradient buffer, or fresh
         # ones), so the normal ones above are intact
         if type(replayed) is not tuple and replayed is not None:
             replayed = (replayed,)
         ok = (
-            same
-            and not failed
-            and replayed is not None
+            replayed is not None
+            and len(replayed) == len(wanted)
             and all(_close(r, w.data) for r, w in zip(replayed, wanted))
             and all(
                 (normal[k] is None) == (t.grad is None)
@@ -645,47 +677,61 @@ class CapturedStep:
             self._verified.add(key)
             self._remember(tuple(inputs), plan)
         else:
-            self._plans[key] = None
-            if self.warn:
-                why = (
-                    "replaying the recorded step disagreed with running it (does it depend on "
-                    "values through comparisons, numpy calls or Python control flow?)"
-                    if same
-                    else "the step ran other ops or constants than at its first call (an array "
-                    "that fn computes from its inputs, such as one_hot(labels), or Python "
-                    "control flow), which a replay would freeze"
-                )
-                warnings.warn(f"capture: {why}; running it without capture", stacklevel=3)
-        return loss.detach() if extra is None else (loss.detach(), *[e.detach() for e in extra])
+            self._refuse(key, _DISAGREED, stacklevel=5)
+        return _detached(loss, extra)
 
 
-def _same_trace(first: Any, tracer: _Tracer, wanted: list[Tensor]) -> bool:
-    """Whether ``tracer`` (the second call) recorded the ops of trace ``first``: the same
+_RANDOM = "the step draws random numbers (dropout?), which a replay would freeze"
+_CHANGED = (
+    "the step ran other ops or constants at each of its first calls (an array that fn "
+    "computes from its inputs, such as one_hot(labels), or Python control flow), which a "
+    "replay would freeze"
+)
+_DISAGREED = (
+    "replaying the recorded step disagreed with running it (does it depend on values through "
+    "comparisons, numpy calls or Python control flow?)"
+)
+
+
+def _detached(loss: Tensor, extra: list[Tensor] | None) -> Any:
+    return loss.detach() if extra is None else (loss.detach(), *[e.detach() for e in extra])
+
+
+def _same_trace(first: _Tracer, again: _Tracer) -> bool:
+    """Whether trace ``again`` (a later call) recorded the ops of trace ``first``: the same
     ops on the same arguments, the same constants (by value), the same outputs returned, the
-    same modules in the same modes."""
-    records, made, modes = first
-    if len(records) != len(tracer.records) or [tracer.index(t) for t in wanted] != made:
-        return False
-    again = list(tracer.modes.values())
-    if len(modes) != len(again) or any(
-        m is not n or a != b for (m, a), (n, b) in zip(modes, again)
+    same modules in the same modes, the same leaves requiring grad."""
+    if (
+        len(first.records) != len(again.records)
+        or first.made != again.made
+        or first.replacements != again.replacements
     ):
         return False
-    for (node, refs, kwargs, out), (node2, refs2, kwargs2, out2) in zip(records, tracer.records):
+    modes, modes2 = list(first.modes.values()), list(again.modes.values())
+    if len(modes) != len(modes2) or any(
+        m is not n or a != b for (m, a), (n, b) in zip(modes, modes2)
+    ):
+        return False
+    for (node, refs, kwargs, out), (node2, refs2, kwargs2, out2) in zip(
+        first.records, again.records
+    ):
         if type(node) is not type(node2) or out != out2 or len(refs) != len(refs2):
             return False
-        if not _same(kwargs, kwargs2):
+        if node.needs_input_grad != node2.needs_input_grad or not _same(kwargs, kwargs2):
             return False
         for (kind, a), (kind2, b) in zip(refs, refs2):
             if kind != kind2:
                 return False
-            if kind == "tensor" and a is not b:
+            if kind == "tensor":
+                rg = first.rg[id(a)]
+                if rg != again.rg[id(b)]:
+                    return False
                 # a tensor fn makes at every call (a constant): the same values, no gradient
-                if a._rg or b._rg or a._ctx is not None or b._ctx is not None:
+                if a is not b and (rg or a._ctx is not None or b._ctx is not None):
                     return False
-                if not _same(a.data, b.data):
+                if a is not b and not _same(a.data, b.data):
                     return False
-            elif kind != "tensor" and not _same(a, b):
+            elif not _same(a, b):
                 return False
     return True
 
@@ -769,13 +815,13 @@ def capture(
     step, as PyTorch's ``zero_grad(set_to_none=False)`` would leave them).
 
     Steps that draw random numbers (dropout) are never captured; ``warn`` says so (and when a
-    replay disagrees, or the second call ran other ops or constants than the first). ``fn`` must
+    replay disagrees, or its first calls ran other ops or constants each time). ``fn`` must
     compute the loss from its inputs and the parameters only with tinygrad_nn ops, the same ops
     every call, with no other side effects (a replay runs the ops, not the Python around them):
     an array it computes from its inputs with numpy, such as ``one_hot(labels)``, is frozen by a
     trace (pass it in as an input instead). A plan is traced again when the parameters' arrays
-    or ``requires_grad`` change, or a module it calls switches between ``train()`` and
-    ``eval()``. A captured step is one set of buffers: a call made while another thread is
-    inside the same step runs normally.
+    or ``requires_grad`` change, a module it calls switches between ``train()`` and ``eval()``,
+    or a module's parameter or sub-module is replaced by another object. A captured step is one
+    set of buffers: a call made while another thread is inside the same step runs normally.
     """
     return CapturedStep(fn, check=check, optimizer=optimizer, warn=warn)

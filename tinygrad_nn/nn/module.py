@@ -38,6 +38,11 @@ class ModuleCall:
 
 _new = object.__new__
 
+# How many times a module's Tensor or Module attribute was replaced or deleted (say
+# ``model[0].weight = Parameter(...)``): a captured step made before such a change is made
+# again, since it holds the old objects.
+REPLACEMENTS = [0]
+
 
 class StateDictError(KeyError):
     """``load_state_dict`` found missing, unexpected or mismatched entries (all named)."""
@@ -63,6 +68,9 @@ class Module:
             raise RuntimeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
+        old = self.__dict__.get(name)
+        if old is not value and isinstance(old, (Tensor, Module)):
+            REPLACEMENTS[0] += 1
         params.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, Parameter):
@@ -72,6 +80,8 @@ class Module:
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
+        if isinstance(self.__dict__.get(name), (Tensor, Module)):
+            REPLACEMENTS[0] += 1
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         object.__delattr__(self, name)
