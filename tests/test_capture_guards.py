@@ -228,3 +228,93 @@ def test_state_changed_between_the_first_two_calls_is_traced_anew():
             eager(x, y)
             assert_same(a, b)
     assert step._verified
+
+
+def test_boolean_mask_input_stays_a_constant():
+    # a mask's values decide the shape of what it selects: it is not read from each call
+    def masked(m, x, y, mask):
+        return F.mse_loss(m(x)[mask], y[mask])
+
+    a, b, step, eager = twins(11, masked)
+    rng = np.random.default_rng(2)
+    with pytest.warns(UserWarning, match="ran other ops or constants"):
+        for k in (3, 3, 3, 4, 2):
+            x, y = batch(k, n=6)
+            mask = np.zeros(6, bool)
+            mask[rng.choice(6, k, replace=False)] = True
+            assert step(x, tg.Tensor(y), mask).item() == pytest.approx(
+                eager(x, tg.Tensor(y), mask), rel=1e-6
+            )
+    assert_same(a, b)
+
+
+def test_mode_switched_and_back_inside_fn_is_replayed():
+    def peek(m, x, y):
+        m.eval()  # say, to look at something in eval mode
+        m.train()
+        return quadratic(m, x, y)
+
+    a, b, step, eager = twins(12, peek, sizes=(6, 8, 3), dropout=0.0)
+    x, y = batch(0)
+    for _ in range(5):
+        step(x, y)
+        eager(x, y)
+    assert step._verified and step._stale == 0
+    assert_same(a, b)
+
+
+def test_modules_outside_the_step_do_not_matter_and_added_ones_do():
+    a, b, step, eager = twins(13, quadratic)
+    other = nn.Dense(2, 2)
+    x, y = batch(0)
+    for i in range(8):
+        other.weight = nn.Parameter(np.ones((2, 2), np.float32))  # another model's business
+        if i == 4:  # a layer appended to the model: the plan ran without it
+            a.append(nn.Tanh())
+            b.append(nn.Tanh())
+        assert step(x, y).item() == pytest.approx(eager(x, y), rel=1e-6)
+    assert step._verified
+    assert_same(a, b)
+
+
+def test_inputs_given_as_one_array_are_not_captured_as_one():
+    def self_target(m, x, y):
+        return F.mse_loss(m(x)[:, :3], y[:, :3])
+
+    a, b, step, eager = twins(14, self_target)
+    x = tg.Tensor(batch(0)[0])
+    for _ in range(3):  # one tensor is both the input and the target
+        step(x, x)
+        eager(x, x)
+    for i in range(3):  # then two arrays
+        x1, x2 = batch(i + 1)[0], batch(i + 5)[0]
+        assert step(x1, x2).item() == pytest.approx(eager(x1, x2), rel=1e-6)
+    assert_same(a, b)
+
+
+def test_memmap_labels_are_read_at_every_call(tmp_path):
+    def nll(m, x, t):
+        return F.nll_loss(m(x).log_softmax(-1), t)
+
+    a, b, step, eager = twins(15, nll)
+    labels = np.lib.format.open_memmap(tmp_path / "t.npy", "w+", np.int64, (16,))
+    labels[:] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 1, 2, 2, 1, 0, 2]  # sorted: two equal batches
+    for i in range(4):
+        x, _ = batch(i)
+        t = labels[4 * i : 4 * i + 4]
+        assert step(x, t).item() == pytest.approx(eager(x, tg.Tensor(np.array(t))), rel=1e-6)
+    assert step._verified
+    assert_same(a, b)
+
+
+def test_parameters_replaced_at_every_step_stop_capture():
+    a = build(16)
+    step = capture(lambda x, y: quadratic(a, x, y))
+    x, y = batch(0)
+    with pytest.warns(UserWarning, match="went stale"):
+        for _ in range(12):
+            step(x, y)
+            for p in a.parameters():  # an out-of-place update
+                p.data = p.data - 0.1 * p.grad
+                p.grad = None
+    assert step._off

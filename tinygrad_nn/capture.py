@@ -31,7 +31,7 @@ from numpy import ndarray
 from .autograd import LEAF_LOCK, STATE, Function, _fit_shape, run_backward
 from .lowering import RULES, Lowering, Program, Value
 from .nn import layers
-from .nn.module import REPLACEMENTS, ModuleList, Sequential
+from .nn.module import ModuleList, Sequential
 from .optim.flat import FlatGroup
 from .random import get_generator
 from .tensor import Tensor, _make, _to_array
@@ -47,16 +47,20 @@ class _Tracer:
     dtype, but not the output: the traced step's activations are freed as soon as its backward
     is done, before the plan allocates its own buffers. Once :meth:`finish` has run, the tracer
     is the trace a plan is made from, with what a replay of it takes for granted: the modules'
-    modes, the leaves' ``requires_grad``, and no module attribute replaced since."""
+    modes and versions (no Tensor or Module attribute set since), the leaves'
+    ``requires_grad``."""
 
     def __init__(self) -> None:
         self.records: list[tuple[Function, list[tuple[str, Any]], dict[str, Any], Any]] = []
         self._made: dict[int, tuple[weakref.ref[Tensor], int]] = {}
-        # every module called, with its training flag then: a replay is only valid in that mode
-        self.modes: dict[int, tuple[Any, bool]] = {}
-        self.replacements = REPLACEMENTS[0]
+        self.modules: dict[int, Any] = {}  # every module called
+        # (module, training, _version) of each, when fn returned: a replay is only valid while
+        # they stay so
+        self.modes: list[tuple[Any, bool, int]] = []
         self.made: list[int | None] = []  # the records of fn's results (the loss first)
         self.rg: dict[int, bool] = {}  # requires_grad of each tensor made outside fn
+        self.aliased = False  # two inputs were one array: a plan would keep them apart
+        self.second = False  # it replaced a first trace that did not match it
 
     def index(self, t: Any) -> int | None:
         """The number of the record whose output ``t`` is, if any."""
@@ -75,8 +79,8 @@ class _Tracer:
         self.records.append((node, refs, kwargs, (result.shape, result.dtype)))
 
     def on_module(self, module: Any) -> None:
-        if type(module) not in _MODE_FREE:
-            self.modes.setdefault(id(module), (module, module.training))
+        if type(module) not in _STATELESS:
+            self.modules.setdefault(id(module), module)
 
     def on_backward(self, node: Function, grads: Any) -> None:
         pass
@@ -86,6 +90,10 @@ class _Tracer:
         made them and the leaves' ``requires_grad``, then name the inputs by position."""
         self.made = [self.index(t) for t in results]
         self._made.clear()
+        # the state the next call starts from (fn may switch a module's mode and back)
+        self.modes = [(m, m.training, m._version) for m in self.modules.values()]
+        self.modules = {}
+        self.aliased = len({id(t.data) for t in inputs}) < len(inputs)
         self._name_inputs(inputs)
         self.rg = {id(a): a._rg for _, refs, _, _ in self.records for k, a in refs if k == "tensor"}
 
@@ -105,12 +113,14 @@ class _Tracer:
                 kwargs[name] = _refer(a, arrays)
 
 
-# Modules whose forward never reads ``training`` (these exact classes: a subclass may): their
-# mode need not be checked before a replay.
-_MODE_FREE = frozenset(
-    [layers.Dense, layers.Sigmoid, layers.ReLU, layers.Tanh, layers.Step, layers.Identity]
-    + [layers.Softmax, layers.LogSoftmax, layers.Flatten, Sequential, ModuleList]
+# Modules whose forward reads neither ``training`` nor any Tensor or Module attribute (these
+# exact classes: a subclass may): nothing about them is checked before a replay.
+_STATELESS = frozenset(
+    [layers.Sigmoid, layers.ReLU, layers.Tanh, layers.Step, layers.Identity, layers.Flatten]
+    + [layers.Softmax, layers.LogSoftmax]
 )
+# Modules whose forward never reads ``training``: their mode is not checked either.
+_MODE_FREE = _STATELESS | {layers.Dense, Sequential, ModuleList}
 
 
 class _InputRef:
@@ -129,10 +139,11 @@ class _InputRef:
 
 def _refer(a: Any, arrays: dict[int, int]) -> Any:
     """``a`` with every input array in it (by identity, through tuples and lists) replaced by
-    an :class:`_InputRef`."""
+    an :class:`_InputRef` — but not boolean arrays: a mask's values decide the shapes of what
+    it selects, so it stays a constant, which the second call must repeat."""
     if type(a) is ndarray:
         k = arrays.get(id(a))
-        return a if k is None else _InputRef(k)
+        return a if k is None or a.dtype.kind == "b" else _InputRef(k)
     if type(a) in (tuple, list):
         parts = [_refer(x, arrays) for x in a]
         if any(x is not y for x, y in zip(parts, a)):
@@ -339,12 +350,13 @@ class _Plan:
             guards.append(f"w{j} is not A{j}")
             # requires_grad switched since the trace: the plan computes other gradients
             guards.append(f"not L{j}._rg" if trace.rg[id(t)] else f"L{j}._rg")
-        for j, (module, training) in enumerate(trace.modes.values()):  # train() / eval()
-            env[f"M{j}"], env[f"T{j}"] = module, training
-            guards.append(f"M{j}.training is not T{j}")
-        # a module's tensor or sub-module replaced since (the plan holds the old objects)
-        env["REPLACED"], env["R0"] = REPLACEMENTS, trace.replacements
-        guards.append("REPLACED[0] != R0")
+        for j, (module, training, version) in enumerate(trace.modes):
+            # a tensor or sub-module set since (the plan holds the old objects); train()/eval()
+            env[f"M{j}"] = module
+            guards.append(f"M{j}._version != {int(version)}")
+            if type(module) not in _MODE_FREE:
+                flag = repr(training) if type(training) is bool else prog.const(f"T{j}", training)
+                guards.append(f"M{j}.training is not {flag}")
         if optimizer is not None:
             env["OPT"], env["NGROUPS"] = optimizer, len(optimizer.param_groups)
             guards.append("len(OPT.param_groups) != NGROUPS")
@@ -438,15 +450,18 @@ class CapturedStep:
         self.optimizer = optimizer
         self._plans: dict[Any, _Plan | None] = {}  # None: runs without capture
         self._traces: dict[Any, _Tracer] = {}  # traced, no plan made yet
-        self._retraced: set[Any] = set()  # traced again: the first trace's state had changed
         self._verified: set[Any] = set()
         self._ready: dict[Any, _Plan] = {}  # raw argument shapes/dtypes -> a verified plan
         self._last: tuple[Any, _Plan] | None = None
+        self._stale = 0  # plans dropped since the last replay
+        self._off = False  # stale too often: every call runs normally
         self._lock = threading.Lock()  # a plan's buffers serve one call at a time
 
     def _inputs(self, args: tuple[Any, ...]) -> list[Tensor]:
         out = []
         for a in args:
+            if isinstance(a, ndarray) and type(a) is not ndarray:  # np.memmap, say
+                a = a.view(ndarray)  # what fn's np.asarray calls give back: the same array
             t = a if isinstance(a, Tensor) else Tensor(a)
             if t.requires_grad:
                 raise ValueError(
@@ -504,9 +519,10 @@ class CapturedStep:
             out = self._replay(plan, arrays)
             if out is not None:
                 self._last = (_signature(args, arrays), plan)
+                self._stale = 0
                 return _wrap(out)
         inputs = self._inputs(args)
-        if not STATE.grad_enabled or STATE.hook is not None or self._lock.locked():
+        if not STATE.grad_enabled or STATE.hook is not None or self._off or self._lock.locked():
             return self._normal(inputs)
         with self._lock:
             key = tuple((t.shape, t.dtype) for t in inputs)
@@ -524,6 +540,7 @@ class CapturedStep:
                 self._forget()
                 return self._normal(inputs)
             self._remember(args, plan)
+            self._stale = 0
             return _wrap(out)
 
     def _replay(self, plan: _Plan, arrays: list[np.ndarray]) -> Any:
@@ -540,10 +557,16 @@ class CapturedStep:
         return out
 
     def _forget(self) -> None:
-        """Drop every plan (the parameters' arrays changed under them)."""
+        """Drop every plan (the parameters' arrays changed under them). When that happens
+        again and again with no replay in between, stop capturing: tracing and checking at
+        every step would cost more than it saves."""
+        self._stale += 1
+        if self._stale >= _STALE_LIMIT:
+            self._off = True
+            if self.warn:
+                warnings.warn(f"capture: {_STALE}; running it without capture", stacklevel=4)
         self._plans.clear()
         self._traces.clear()
-        self._retraced.clear()
         self._verified.clear()
         self._ready.clear()
         self._last = None
@@ -576,7 +599,7 @@ class CapturedStep:
             opt.step()  # lays the parameters out flat, so the plan can use that layout
         if get_generator().bit_generator.state != gen_state:
             self._refuse(key, _RANDOM)
-        else:
+        elif not tracer.aliased:  # (else traced again at the next call)
             # the plan is made at the next call (after that call's normal execution when
             # checking), so its buffers never coexist with a normal step's activations
             self._traces[key] = tracer
@@ -601,13 +624,8 @@ class CapturedStep:
         from the same state; keep the plan only if both agree (and then the replay's gradients,
         else those of normal execution). The optimizer steps once, after both."""
         opt = self.optimizer
-        params = _optimizer_params(opt)
         first = self._traces[key]
-        before = {}  # the leaves, and the gradients they had (zero_grad's for an optimizer's)
-        for _, refs, _, _ in first.records:
-            for kind, a in refs:
-                if kind == "tensor" and a.requires_grad:
-                    before[id(a)] = (a, None if id(a) in params else a.grad)
+        before = _leaf_grads(first, _optimizer_params(opt))
         gen_state = get_generator().bit_generator.state
         if opt is not None:
             opt.zero_grad()
@@ -622,11 +640,13 @@ class CapturedStep:
         loss.backward()
         if get_generator().bit_generator.state != gen_state:
             self._refuse(key, _RANDOM)
+        elif again.aliased:
+            pass  # not a call to check against: the next one is
         elif not _same_trace(first, again):
-            if key in self._retraced or None in again.made:
+            if first.second or None in again.made:
                 self._refuse(key, _CHANGED)
             else:
-                self._retraced.add(key)
+                again.second = True
                 self._traces[key] = again
         else:
             del first, again  # the plan is made from the first; neither is needed beyond that
@@ -641,12 +661,11 @@ class CapturedStep:
         """The second half of :meth:`_verify`: the step has run normally (``loss``, ``extra``
         and the gradients of the leaves in ``before``); make the plan and compare a replay."""
         opt = self.optimizer
-        params = _optimizer_params(opt)
         normal = {k: t.grad for k, (t, _) in before.items()}
         wanted = [loss, *(extra or ())]
         plan = self._plans[key] = self._build(key)
-        for k, (t, g) in before.items():
-            t.grad = None if k in params else g
+        for t, g in before.values():  # the gradients the replay starts from
+            t.grad = g
         try:
             replayed = plan.run([t.data for t in inputs], step=False)
         except Exception:  # a plan that cannot run this step: it runs without capture
@@ -682,15 +701,31 @@ class CapturedStep:
 
 
 _RANDOM = "the step draws random numbers (dropout?), which a replay would freeze"
+_STALE_LIMIT = 3
+_STALE = (
+    f"its plans went stale {_STALE_LIMIT} times without a replay in between (are the "
+    "parameters' arrays replaced at every step, p.data = ...? update them in place)"
+)
 _CHANGED = (
     "the step ran other ops or constants at each of its first calls (an array that fn "
-    "computes from its inputs, such as one_hot(labels), or Python control flow), which a "
-    "replay would freeze"
+    "computes from its inputs, such as one_hot(labels), a detached tensor, or Python control "
+    "flow), which a replay would freeze"
 )
 _DISAGREED = (
     "replaying the recorded step disagreed with running it (does it depend on values through "
     "comparisons, numpy calls or Python control flow?)"
 )
+
+
+def _leaf_grads(trace: _Tracer, params: dict[int, Tensor]) -> dict[int, Any]:
+    """id -> (leaf, its gradient before the step) for the leaves of ``trace`` that require
+    grad: None for an optimizer's parameters (zero_grad's), ``.grad`` for the others."""
+    out = {}
+    for _, refs, _, _ in trace.records:
+        for kind, a in refs:
+            if kind == "tensor" and a.requires_grad:
+                out[id(a)] = (a, None if id(a) in params else a.grad)
+    return out
 
 
 def _detached(loss: Tensor, extra: list[Tensor] | None) -> Any:
@@ -701,15 +736,10 @@ def _same_trace(first: _Tracer, again: _Tracer) -> bool:
     """Whether trace ``again`` (a later call) recorded the ops of trace ``first``: the same
     ops on the same arguments, the same constants (by value), the same outputs returned, the
     same modules in the same modes, the same leaves requiring grad."""
-    if (
-        len(first.records) != len(again.records)
-        or first.made != again.made
-        or first.replacements != again.replacements
-    ):
+    if len(first.records) != len(again.records) or first.made != again.made:
         return False
-    modes, modes2 = list(first.modes.values()), list(again.modes.values())
-    if len(modes) != len(modes2) or any(
-        m is not n or a != b for (m, a), (n, b) in zip(modes, modes2)
+    if len(first.modes) != len(again.modes) or any(
+        m is not n or s != t for (m, *s), (n, *t) in zip(first.modes, again.modes)
     ):
         return False
     for (node, refs, kwargs, out), (node2, refs2, kwargs2, out2) in zip(
@@ -821,7 +851,9 @@ def capture(
     an array it computes from its inputs with numpy, such as ``one_hot(labels)``, is frozen by a
     trace (pass it in as an input instead). A plan is traced again when the parameters' arrays
     or ``requires_grad`` change, a module it calls switches between ``train()`` and ``eval()``,
-    or a module's parameter or sub-module is replaced by another object. A captured step is one
-    set of buffers: a call made while another thread is inside the same step runs normally.
+    or one of those modules gets a parameter or sub-module set, replaced or deleted; when plans
+    keep going stale with no replay in between, the step runs without capture. A captured step
+    is one set of buffers: a call made while another thread is inside the same step runs
+    normally.
     """
     return CapturedStep(fn, check=check, optimizer=optimizer, warn=warn)

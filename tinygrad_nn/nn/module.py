@@ -38,11 +38,6 @@ class ModuleCall:
 
 _new = object.__new__
 
-# How many times a module's Tensor or Module attribute was replaced or deleted (say
-# ``model[0].weight = Parameter(...)``): a captured step made before such a change is made
-# again, since it holds the old objects.
-REPLACEMENTS = [0]
-
 
 class StateDictError(KeyError):
     """``load_state_dict`` found missing, unexpected or mismatched entries (all named)."""
@@ -56,11 +51,15 @@ class Module:
     them; write ``forward``; call the module to run it."""
 
     training: bool
+    # counts the times a Tensor or Module attribute was set or deleted (``model[0].weight =
+    # Parameter(...)``, ``model.append(layer)``): a captured step checks it before a replay
+    _version: int
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_version", 0)
 
     def __setattr__(self, name: str, value: Any) -> None:
         params = self.__dict__.get("_parameters")
@@ -69,8 +68,6 @@ class Module:
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
         old = self.__dict__.get(name)
-        if old is not value and isinstance(old, (Tensor, Module)):
-            REPLACEMENTS[0] += 1
         params.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, Parameter):
@@ -78,13 +75,16 @@ class Module:
         elif isinstance(value, Module):
             self._modules[name] = value
         object.__setattr__(self, name, value)
+        if isinstance(value, (Tensor, Module)) or isinstance(old, (Tensor, Module)):
+            object.__setattr__(self, "_version", self.__dict__.get("_version", 0) + 1)
 
     def __delattr__(self, name: str) -> None:
-        if isinstance(self.__dict__.get(name), (Tensor, Module)):
-            REPLACEMENTS[0] += 1
+        old = self.__dict__.get(name)
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         object.__delattr__(self, name)
+        if isinstance(old, (Tensor, Module)):
+            object.__setattr__(self, "_version", self.__dict__.get("_version", 0) + 1)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
