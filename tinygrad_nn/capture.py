@@ -201,9 +201,10 @@ class _Plan:
     order the engine visits them; then, for a step with an optimizer, the gradients handed to
     the parameters and ``optimizer.step()``.
 
-    ``run(arrays)`` returns the loss array, or None when the parameters' arrays are no longer
-    those the plan was made for (an optimizer laid them out anew, or ``p.data`` was replaced):
-    the plan is stale then and nothing has run.
+    ``run(arrays)`` returns the loss array, or None when the state the plan was made for has
+    changed — the parameters' arrays (an optimizer laid them out anew, or ``p.data`` was
+    replaced) or their ``requires_grad``, the modes or attributes of the modules the step
+    calls, the optimizer's param groups: the plan is stale then and nothing has run.
     """
 
     def __init__(self, signature: Any, trace: _Tracer, optimizer: Any = None) -> None:

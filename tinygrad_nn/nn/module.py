@@ -96,7 +96,7 @@ class Module:
         call.module = self
         call.parent = prev
         state.scope = call
-        if state.hook is not None:  # e.g. capture's tracer, which notes the module's mode
+        if state.hook is not None:  # e.g. capture's tracer: it notes the module, its mode, _version
             state.hook.on_module(self)
         try:
             return self.forward(*args, **kwargs)
