@@ -124,10 +124,10 @@ def test_labels_given_as_an_index_are_read_at_every_call():
 
 
 def test_array_computed_from_the_inputs_is_not_frozen():
-    # one_hot(labels) is an array fn computes with numpy: a replay cannot recompute it, so a
-    # step whose second call sees other values runs without capture
+    # an array fn computes from its inputs with plain numpy: a replay cannot recompute it, so
+    # a step whose first calls see other values runs without capture
     def onehot(m, x, t):
-        return F.quadratic_cost(m(x), F.one_hot(t.data, 3))
+        return F.quadratic_cost(m(x), np.eye(3, dtype=np.float32)[t.data])
 
     a, b, step, eager = twins(5, onehot)
     rng = np.random.default_rng(1)
@@ -136,6 +136,20 @@ def test_array_computed_from_the_inputs_is_not_frozen():
             x = rng.standard_normal((4, 6)).astype(np.float32)
             t = tg.Tensor(np.array(t))
             assert step(x, t).item() == pytest.approx(eager(x, t), rel=1e-6)
+    assert_same(a, b)
+
+
+def test_one_hot_of_the_labels_is_computed_at_every_replay():
+    # class-sorted data: the first calls have the same labels, later ones do not
+    def onehot(m, x, t):
+        return F.quadratic_cost(m(x), F.one_hot(t, 3))
+
+    a, b, step, eager = twins(21, onehot)
+    for i, label in enumerate([0, 0, 0, 1, 1, 2, 2]):
+        x, _ = batch(i)
+        t = tg.Tensor(np.full(4, label))
+        assert step(x, t).item() == pytest.approx(eager(x, t), rel=1e-6)
+    assert step._verified
     assert_same(a, b)
 
 
@@ -230,21 +244,24 @@ def test_state_changed_between_the_first_two_calls_is_traced_anew():
     assert step._verified
 
 
-def test_boolean_mask_input_stays_a_constant():
-    # a mask's values decide the shape of what it selects: it is not read from each call
+def test_boolean_mask_input_is_read_at_every_call():
+    # a mask given as an input is read from each call; when the count of True differs from the
+    # trace's (the shape of what it selects), that call runs normally
     def masked(m, x, y, mask):
         return F.mse_loss(m(x)[mask], y[mask])
 
     a, b, step, eager = twins(11, masked)
-    rng = np.random.default_rng(2)
-    with pytest.warns(UserWarning, match="ran other ops or constants"):
-        for k in (3, 3, 3, 4, 2):
-            x, y = batch(k, n=6)
-            mask = np.zeros(6, bool)
-            mask[rng.choice(6, k, replace=False)] = True
+    first = np.array([1, 1, 1, 0, 0, 0], bool)
+    masks = [first, first, first, first[::-1].copy(), np.array([1, 0, 1, 0, 1, 1], bool)]
+    masks += [np.array([0, 1, 0, 0, 1, 0], bool), first]
+    with pytest.warns(UserWarning, match="ran other ops"):  # the counts keep changing
+        for i, mask in enumerate(masks):
+            x, y = batch(i, n=6)
             assert step(x, tg.Tensor(y), mask).item() == pytest.approx(
                 eager(x, tg.Tensor(y), mask), rel=1e-6
             )
+            if i == 3:  # the fourth mask differs from the first three, with as many True
+                assert step._verified and step._stale == 0
     assert_same(a, b)
 
 
@@ -277,7 +294,7 @@ def test_modules_outside_the_step_do_not_matter_and_added_ones_do():
     assert_same(a, b)
 
 
-def test_inputs_given_as_one_array_are_not_captured_as_one():
+def test_one_tensor_given_for_two_inputs_then_two():
     def self_target(m, x, y):
         return F.mse_loss(m(x)[:, :3], y[:, :3])
 
@@ -318,3 +335,87 @@ def test_parameters_replaced_at_every_step_stop_capture():
                 p.data = p.data - 0.1 * p.grad
                 p.grad = None
     assert step._off
+
+
+def test_modules_made_at_every_call_are_captured():
+    # a loss module written inside fn, a slice of the model: new objects at each call
+    def inline(m, x, y):
+        return nn.MSELoss()(m[:-1](x), y)
+
+    a, b, step, eager = twins(17, inline, sizes=(6, 4, 3, 4))
+    x, y = batch(0, nout=3)
+    for _ in range(5):
+        assert step(x, y).item() == pytest.approx(eager(x, y), rel=1e-6)
+    assert step._verified
+    assert_same(a, b)
+
+
+class Recording(nn.Module):
+    """A layer that keeps its last output on itself: the side effect happens when traced."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = nn.Dense(6, 3)
+
+    def forward(self, x):
+        self.last = self.dense(x).detach()
+        return self.dense(x)
+
+
+def test_a_module_storing_a_tensor_on_itself_is_captured():
+    tg.manual_seed(18)
+    a = Recording()
+    opt = tg.optim.SGD(a.parameters(), lr=0.5)
+    step = capture(lambda x, y: quadratic(a, x, y), optimizer=opt)
+    x, y = batch(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(5):
+            step(x, y)
+    assert step._verified
+
+
+def test_one_array_for_two_inputs_is_captured_and_kept_apart_later():
+    def autoencoder(m, x, target):
+        return F.mse_loss(m(x), target)
+
+    a, b, step, eager = twins(19, autoencoder, sizes=(6, 3, 6))
+    x = batch(0)[0]
+    for _ in range(4):
+        assert step(x, x).item() == pytest.approx(eager(x, x), rel=1e-6)
+    assert step._verified
+    for i in range(4):  # then two arrays: the plan made for one does not serve
+        x1, x2 = batch(i + 1)[0], batch(i + 5)[0]
+        assert step(x1, x2).item() == pytest.approx(eager(x1, x2), rel=1e-6)
+    assert_same(a, b)
+
+
+class Stack(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Dense(6, 8), nn.Sigmoid(), nn.Dense(8, 3)])
+
+    def forward(self, x):
+        for layer in self.layers:  # the ModuleList itself is never called
+            x = layer(x)
+        return x
+
+
+def test_a_layer_appended_to_a_module_list_is_noticed():
+    tg.manual_seed(20)
+    a = Stack()
+    tg.manual_seed(20)
+    b = Stack()
+    oa, ob = tg.optim.SGD(a.parameters(), lr=0.5), tg.optim.SGD(b.parameters(), lr=0.5)
+    step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa)
+    for i in range(8):
+        x, y = batch(i)
+        if i == 4:
+            a.layers.append(nn.Tanh())
+            b.layers.append(nn.Tanh())
+        ob.zero_grad()
+        loss = quadratic(b, tg.Tensor(x), tg.Tensor(y))
+        loss.backward()
+        ob.step()
+        assert step(x, y).item() == pytest.approx(loss.item(), rel=1e-6)
+    assert_same(a, b)

@@ -30,7 +30,7 @@ from numpy import ndarray
 
 from .autograd import LEAF_LOCK, STATE, Function, _fit_shape, run_backward
 from .lowering import RULES, Lowering, Program, Value
-from .nn import layers
+from .nn import layers, losses
 from .nn.module import ModuleList, Sequential
 from .optim.flat import FlatGroup
 from .random import get_generator
@@ -53,13 +53,17 @@ class _Tracer:
     def __init__(self) -> None:
         self.records: list[tuple[Function, list[tuple[str, Any]], dict[str, Any], Any]] = []
         self._made: dict[int, tuple[weakref.ref[Tensor], int]] = {}
-        self.modules: dict[int, Any] = {}  # every module called
-        # (module, training, _version) of each, when fn returned: a replay is only valid while
-        # they stay so
+        # (module, training, _version) of every module called (and those below it), when it
+        # was first entered, and when fn returned: the state a call must start from to be
+        # replayed (fn may change it itself: switch a mode and back, store a tensor on self)
+        self.entry: dict[int, tuple[Any, bool, int]] = {}
         self.modes: list[tuple[Any, bool, int]] = []
         self.made: list[int | None] = []  # the records of fn's results (the loss first)
         self.rg: dict[int, bool] = {}  # requires_grad of each tensor made outside fn
-        self.aliased = False  # two inputs were one array: a plan would keep them apart
+        self.alias: list[tuple[int, int]] = []  # (k, j): input k was input j's array (j < k)
+        # id -> (array, function, arguments): arrays our functions computed (one_hot), which a
+        # replay computes again when they depend on the inputs
+        self.derived: dict[int, tuple[ndarray, Any, tuple[Any, ...]]] = {}
         self.second = False  # it replaced a first trace that did not match it
 
     def index(self, t: Any) -> int | None:
@@ -79,21 +83,25 @@ class _Tracer:
         self.records.append((node, refs, kwargs, (result.shape, result.dtype)))
 
     def on_module(self, module: Any) -> None:
-        if type(module) not in _STATELESS:
-            self.modules.setdefault(id(module), module)
+        if type(module) not in _STATELESS and id(module) not in self.entry:
+            self.entry[id(module)] = (module, module.training, module._version)
 
     def on_backward(self, node: Function, grads: Any) -> None:
         pass
+
+    def on_derived(self, out: ndarray, fn: Any, args: tuple[Any, ...]) -> None:
+        self.derived[id(out)] = (out, fn, args)
 
     def finish(self, inputs: list[Tensor], results: list[Tensor]) -> None:
         """End the trace of a call on ``inputs`` that returned ``results``: note which records
         made them and the leaves' ``requires_grad``, then name the inputs by position."""
         self.made = [self.index(t) for t in results]
         self._made.clear()
-        # the state the next call starts from (fn may switch a module's mode and back)
-        self.modes = [(m, m.training, m._version) for m in self.modules.values()]
-        self.modules = {}
-        self.aliased = len({id(t.data) for t in inputs}) < len(inputs)
+        for m, _, _ in list(self.entry.values()):  # a ModuleList a module iterates, say
+            for sub in m.modules():
+                if type(sub) not in _STATELESS and id(sub) not in self.entry:
+                    self.entry[id(sub)] = (sub, sub.training, sub._version)
+        self.modes = [(m, m.training, m._version) for m, _, _ in self.entry.values()]
         self._name_inputs(inputs)
         self.rg = {id(a): a._rg for _, refs, _, _ in self.records for k, a in refs if k == "tensor"}
 
@@ -101,23 +109,29 @@ class _Tracer:
         """Refer to the call's inputs by position, so that the records keep no batch alive —
         also where an op got an input's array as a constant (labels that ``nll_loss`` turns into
         an index, ``x[labels]``), which a replay must then read from that call's input."""
-        where = {id(t): k for k, t in enumerate(inputs)}
-        arrays = {id(t.data): k for k, t in enumerate(inputs)}
+        arrays: dict[int, int] = {}  # id of an input's array -> the first input that has it
+        for k, t in enumerate(inputs):
+            j = arrays.setdefault(id(t.data), k)
+            if j != k:
+                self.alias.append((k, j))
+        where = {id(t): arrays[id(t.data)] for t in inputs}
         for _, refs, kwargs, _ in self.records:
             for j, (kind, a) in enumerate(refs):
                 if kind == "tensor" and id(a) in where:
                     refs[j] = ("input", where[id(a)])
                 elif kind == "const":
-                    refs[j] = ("const", _refer(a, arrays))
+                    refs[j] = ("const", _refer(a, arrays, self.derived))
             for name, a in kwargs.items():
-                kwargs[name] = _refer(a, arrays)
+                kwargs[name] = _refer(a, arrays, self.derived)
+        self.derived = {}
 
 
 # Modules whose forward reads neither ``training`` nor any Tensor or Module attribute (these
 # exact classes: a subclass may): nothing about them is checked before a replay.
 _STATELESS = frozenset(
     [layers.Sigmoid, layers.ReLU, layers.Tanh, layers.Step, layers.Identity, layers.Flatten]
-    + [layers.Softmax, layers.LogSoftmax]
+    + [layers.Softmax, layers.LogSoftmax, losses.MSELoss, losses.BCELoss]
+    + [losses.BCEWithLogitsLoss, losses.CrossEntropyLoss, losses.NLLLoss]
 )
 # Modules whose forward never reads ``training``: their mode is not checked either.
 _MODE_FREE = _STATELESS | {layers.Dense, Sequential, ModuleList}
@@ -137,23 +151,43 @@ class _InputRef:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _refer(a: Any, arrays: dict[int, int]) -> Any:
+class _Derived:
+    """An array ``fn(*args)`` computed from an input (``one_hot(labels, 10)``): the replay
+    calls ``fn`` again. ``shape`` and ``dtype`` are those of the traced array."""
+
+    __slots__ = ("fn", "args", "shape", "dtype")
+
+    def __init__(self, fn: Any, args: tuple[Any, ...], out: ndarray) -> None:
+        self.fn, self.args, self.shape, self.dtype = fn, args, out.shape, out.dtype
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Derived and other.fn is self.fn and _same(other.args, self.args)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _refer(a: Any, arrays: dict[int, int], derived: dict[int, Any]) -> Any:
     """``a`` with every input array in it (by identity, through tuples and lists) replaced by
-    an :class:`_InputRef` — but not boolean arrays: a mask's values decide the shapes of what
-    it selects, so it stays a constant, which the second call must repeat."""
+    an :class:`_InputRef`, and every array computed from one by a :class:`_Derived`."""
     if type(a) is ndarray:
         k = arrays.get(id(a))
-        return a if k is None or a.dtype.kind == "b" else _InputRef(k)
+        if k is not None:
+            return _InputRef(k)
+        made = derived.get(id(a))
+        if made is not None:
+            args = _refer(made[2], arrays, derived)
+            return _Derived(made[1], args, a) if _refers(args) else a
+        return a
     if type(a) in (tuple, list):
-        parts = [_refer(x, arrays) for x in a]
+        parts = [_refer(x, arrays, derived) for x in a]
         if any(x is not y for x, y in zip(parts, a)):
             return type(a)(parts)
     return a
 
 
 def _refers(a: Any) -> bool:
-    """Whether constant ``a`` holds an :class:`_InputRef`."""
-    if type(a) is _InputRef:
+    """Whether constant ``a`` holds an :class:`_InputRef` (or a :class:`_Derived`)."""
+    if type(a) in (_InputRef, _Derived):
         return True
     return type(a) in (tuple, list) and any(_refers(x) for x in a)
 
@@ -163,6 +197,9 @@ def _source(prog: Program, name: str, a: Any) -> str:
     constants for the rest."""
     if type(a) is _InputRef:
         return f"i{a.k}"
+    if type(a) is _Derived:
+        args = ", ".join(_source(prog, f"{name}_{j}", x) for j, x in enumerate(a.args))
+        return f"{prog.const(name + '_fn', a.fn)}({args})"
     if type(a) in (tuple, list) and _refers(a):
         parts = [_source(prog, f"{name}_{j}", x) for j, x in enumerate(a)]
         text = ", ".join(parts) + ("," if len(parts) == 1 and type(a) is tuple else "")
@@ -238,6 +275,10 @@ class _Plan:
                 elif type(a) is _InputRef:  # an input's array, given as a plain array
                     argvals.append(inputs[a.k])
                     constants.add(id(inputs[a.k]))
+                elif type(a) is _Derived:  # e.g. one_hot(labels) with the labels an input
+                    const = Value(_source(prog, f"c{k}_{j}", a), a.shape, a.dtype)
+                    constants.add(id(const))
+                    argvals.append(const)
                 elif _refers(a):  # e.g. an index (rows, labels) with the labels an input
                     const = Value(_source(prog, f"c{k}_{j}", a), (), np.dtype(object))
                     constants.add(id(const))
@@ -260,6 +301,9 @@ class _Plan:
             else:
                 rule = None
                 env[f"n{k}"] = node
+                reads_input = refs_in_kwargs or any(
+                    kind == "const" and _refers(a) for kind, a in refs
+                )
                 texts = [v.code if v is not None else "None" for v in argvals]
                 if refs_in_kwargs:
                     texts += [f"{n}={_source(prog, f'kw{k}_{n}', a)}" for n, a in kwargs.items()]
@@ -268,6 +312,8 @@ class _Plan:
                 out = Value(f"v{k}", shape, dtype)
                 prog.emit(f"v{k} = n{k}.forward({', '.join(texts)})")
                 prog.emit(f"if type(v{k}) is not ndarray: v{k} = asarray(v{k})")
+                if reads_input:  # say, a mask: its values decide the shape, as traced or stale
+                    prog.emit(f"if v{k}.shape != {prog.const(f'SHAPE{k}', shape)}: return None")
                 # its output may view its inputs' buffers, and its backward reads what it saved
                 prog.backing[out.code] = _buffers_of(prog, argvals)
             made.append(out)
@@ -351,6 +397,8 @@ class _Plan:
             guards.append(f"w{j} is not A{j}")
             # requires_grad switched since the trace: the plan computes other gradients
             guards.append(f"not L{j}._rg" if trace.rg[id(t)] else f"L{j}._rg")
+        for k, j in trace.alias:  # traced with one array for both: so must the replay be
+            guards.append(f"i{k} is not i{j}")
         for j, (module, training, version) in enumerate(trace.modes):
             # a tensor or sub-module set since (the plan holds the old objects); train()/eval()
             env[f"M{j}"] = module
@@ -538,7 +586,7 @@ class CapturedStep:
                 return self._normal(inputs)
             out = plan.run([t.data for t in inputs])
             if out is None:
-                self._forget()
+                self._forget(stacklevel=3)
                 return self._normal(inputs)
             self._remember(args, plan)
             self._stale = 0
@@ -557,7 +605,7 @@ class CapturedStep:
             self._lock.release()
         return out
 
-    def _forget(self) -> None:
+    def _forget(self, stacklevel: int = 4) -> None:
         """Drop every plan (the parameters' arrays changed under them). When that happens
         again and again with no replay in between, stop capturing: tracing and checking at
         every step would cost more than it saves."""
@@ -565,7 +613,9 @@ class CapturedStep:
         if self._stale >= _STALE_LIMIT:
             self._off = True
             if self.warn:
-                warnings.warn(f"capture: {_STALE}; running it without capture", stacklevel=4)
+                warnings.warn(
+                    f"capture: {_STALE}; running it without capture", stacklevel=stacklevel
+                )
         self._plans.clear()
         self._traces.clear()
         self._verified.clear()
@@ -600,7 +650,7 @@ class CapturedStep:
             opt.step()  # lays the parameters out flat, so the plan can use that layout
         if get_generator().bit_generator.state != gen_state:
             self._refuse(key, _RANDOM)
-        elif not tracer.aliased:  # (else traced again at the next call)
+        else:
             # the plan is made at the next call (after that call's normal execution when
             # checking), so its buffers never coexist with a normal step's activations
             self._traces[key] = tracer
@@ -641,8 +691,6 @@ class CapturedStep:
         loss.backward()
         if get_generator().bit_generator.state != gen_state:
             self._refuse(key, _RANDOM)
-        elif again.aliased:
-            pass  # not a call to check against: the next one is
         elif not _same_trace(first, again):
             if first.second or None in again.made:
                 self._refuse(key, _CHANGED)
@@ -650,6 +698,7 @@ class CapturedStep:
                 again.second = True
                 self._traces[key] = again
         else:
+            first.modes = again.modes  # the state this call left, which replays start from
             del first, again  # the plan is made from the first; neither is needed beyond that
             return self._check(key, inputs, before, loss, extra)
         if opt is not None:
@@ -692,7 +741,7 @@ class CapturedStep:
         if opt is not None:
             opt.step()
         if replayed is None:  # stale already (the parameters moved)
-            self._forget()
+            self._forget(stacklevel=5)
         elif ok:
             self._verified.add(key)
             self._remember(tuple(inputs), plan)
@@ -709,8 +758,8 @@ _STALE = (
 )
 _CHANGED = (
     "the step ran other ops or constants at each of its first calls (an array that fn "
-    "computes from its inputs, such as one_hot(labels), a detached tensor, or Python control "
-    "flow), which a replay would freeze"
+    "computes from its inputs with numpy, a detached tensor, a tensor a module "
+    "stores on itself during the step, or Python control flow), which a replay would freeze"
 )
 _DISAGREED = (
     "replaying the recorded step disagreed with running it (does it depend on values through "
@@ -737,10 +786,19 @@ def _same_trace(first: _Tracer, again: _Tracer) -> bool:
     """Whether trace ``again`` (a later call) recorded the ops of trace ``first``: the same
     ops on the same arguments, the same constants (by value), the same outputs returned, the
     same modules in the same modes, the same leaves requiring grad."""
-    if len(first.records) != len(again.records) or first.made != again.made:
+    if (
+        len(first.records) != len(again.records)
+        or first.made != again.made
+        or first.alias != again.alias
+    ):
         return False
-    if len(first.modes) != len(again.modes) or any(
-        m is not n or s != t for (m, *s), (n, *t) in zip(first.modes, again.modes)
+    # the second call must have started from the state the first left; a module made anew at
+    # each call (a loss module, a slice of a Sequential) is taken for the same if it owns no
+    # parameters and is of the same class
+    entry = list(again.entry.values())
+    if len(first.modes) != len(entry) or any(
+        (m is not n and (type(m) is not type(n) or m._parameters or n._parameters)) or s != t
+        for (m, *s), (n, *t) in zip(first.modes, entry)
     ):
         return False
     for (node, refs, kwargs, out), (node2, refs2, kwargs2, out2) in zip(
@@ -849,8 +907,9 @@ def capture(
     replay disagrees, or its first calls ran other ops or constants each time). ``fn`` must
     compute the loss from its inputs and the parameters only with tinygrad_nn ops, the same ops
     every call, with no other side effects (a replay runs the ops, not the Python around them):
-    an array it computes from its inputs with numpy, such as ``one_hot(labels)``, is frozen by a
-    trace (pass it in as an input instead). A plan is traced again when the parameters' arrays
+    an array it computes from its inputs with plain numpy is frozen by a trace unless it changes
+    between the first calls (pass it in as an input instead; ``F.one_hot`` of an input is
+    recomputed at each replay). A plan is traced again when the parameters' arrays
     or ``requires_grad`` change, a module it calls switches between ``train()`` and ``eval()``,
     or one of those modules gets a parameter or sub-module set, replaced or deleted; when plans
     keep going stale with no replay in between, the step runs without capture. A captured step

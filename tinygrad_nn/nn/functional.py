@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..autograd import STATE
 from ..ops import loss as L
 from ..ops.matmul import Linear
 from ..tensor import Tensor
@@ -87,7 +88,13 @@ def one_hot(labels: Any, num_classes: int, dtype: Any = np.float32) -> np.ndarra
     if num_classes < 1:
         raise ValueError(f"one_hot: num_classes must be >= 1, got {num_classes}")
     _check_indices(idx, num_classes, "one_hot")
-    return np.eye(num_classes, dtype=dtype)[idx]
+    out = np.eye(num_classes, dtype=dtype)[idx]
+    hook = STATE.hook
+    if hook is not None:  # capture's tracer: a replay must compute this from the labels again
+        derived = getattr(hook, "on_derived", None)
+        if derived is not None:
+            derived(out, one_hot, (idx, num_classes, dtype))
+    return out
 
 
 # ---------------------------------------------------------------------- losses
