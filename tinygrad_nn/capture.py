@@ -430,8 +430,16 @@ class _Plan:
         self.buffers = [(name, np.empty(shape, dtype)) for name, shape, dtype in buffers]
         self.value_count, self.buffer_count = len(prog.slots), len(buffers)
         env.update(dict(self.buffers))
+        # the function's globals: only the names it reads (and, while it is defined, the
+        # buffers that become its defaults)
+        (inner,) = [c for c in code.co_consts if hasattr(c, "co_names")]
+        env = {name: env[name] for name in inner.co_names if name in env}
+        env.update(dict(self.buffers))
         exec(code, env)  # our own generated source, built from the recorded ops only
         self.run_arrays = env.pop("replay")  # its globals are env: no cycle through itself
+        for name, _ in self.buffers:
+            if name not in inner.co_names:
+                del env[name]
         self.leaves = leaves
 
     def run(self, arrays: list[np.ndarray], step: bool = True) -> np.ndarray | None:
