@@ -256,6 +256,16 @@ def set_grad_enabled(mode: bool) -> _GradMode:
     return _GradMode(bool(mode))
 
 
+def note_derived(out: np.ndarray, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """Tell an installed hook (capture's tracer) that array ``out`` is ``fn(*args)``, so that
+    a replay can compute it again from its arguments (labels one-hot encoded, a target cast)."""
+    hook = STATE.hook
+    if hook is not None:
+        derived = getattr(hook, "on_derived", None)
+        if derived is not None:
+            derived(out, fn, args)
+
+
 def is_grad_enabled() -> bool:
     """Whether ops record the graph in the current thread."""
     return STATE.grad_enabled

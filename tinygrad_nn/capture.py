@@ -119,6 +119,15 @@ class _Tracer:
             for j, (kind, a) in enumerate(refs):
                 if kind == "tensor" and id(a) in where:
                     refs[j] = ("input", where[id(a)])
+                elif kind == "tensor" and a._ctx is None and not a._rg:
+                    # a constant tensor fn made around an input's array, or around one computed
+                    # from it (Tensor(one_hot(labels)), out - one_hot(labels))
+                    if id(a.data) in arrays:
+                        refs[j] = ("input", arrays[id(a.data)])
+                    else:
+                        made = _refer(a.data, arrays, self.derived)
+                        if made is not a.data:
+                            refs[j] = ("const", made)
                 elif kind == "const":
                     refs[j] = ("const", _refer(a, arrays, self.derived))
             for name, a in kwargs.items():
@@ -312,8 +321,10 @@ class _Plan:
                 out = Value(f"v{k}", shape, dtype)
                 prog.emit(f"v{k} = n{k}.forward({', '.join(texts)})")
                 prog.emit(f"if type(v{k}) is not ndarray: v{k} = asarray(v{k})")
-                if reads_input:  # say, a mask: its values decide the shape, as traced or stale
-                    prog.emit(f"if v{k}.shape != {prog.const(f'SHAPE{k}', shape)}: return None")
+                if reads_input:  # say, a mask: its values decide the shape; if not as traced,
+                    # this call runs normally (and the plan stays)
+                    env["SKIP"] = _SKIP
+                    prog.emit(f"if v{k}.shape != {prog.const(f'SHAPE{k}', shape)}: return SKIP")
                 # its output may view its inputs' buffers, and its backward reads what it saved
                 prog.backing[out.code] = _buffers_of(prog, argvals)
             made.append(out)
@@ -557,6 +568,8 @@ class CapturedStep:
                     arrays.append(d)
                 else:
                     out = self._replay(plan, arrays)
+                    if out is _SKIP:
+                        return self._normal(self._inputs(args))
                     if out is not None:
                         return _wrap(out)
         try:
@@ -574,6 +587,8 @@ class CapturedStep:
                 else:
                     arrays.append(_to_array(a, None))
             out = self._replay(plan, arrays)
+            if out is _SKIP:
+                return self._normal(self._inputs(args))
             if out is not None:
                 self._last = (_signature(args, arrays), plan)
                 self._stale = 0
@@ -593,6 +608,8 @@ class CapturedStep:
             if plan is None:
                 return self._normal(inputs)
             out = plan.run([t.data for t in inputs])
+            if out is _SKIP:
+                return self._normal(inputs)
             if out is None:
                 self._forget(stacklevel=3)
                 return self._normal(inputs)
@@ -602,7 +619,8 @@ class CapturedStep:
 
     def _replay(self, plan: _Plan, arrays: list[np.ndarray]) -> Any:
         """Replay ``plan`` under the lock; None (and nothing run) when another thread is inside
-        this step, or when the plan is stale, which is then forgotten (traced again)."""
+        this step, or when the plan is stale, which is then forgotten (traced again); ``_SKIP``
+        when this call's inputs do not suit the plan (run it normally)."""
         if not self._lock.acquire(False):
             return None
         try:
@@ -728,6 +746,8 @@ class CapturedStep:
             replayed = plan.run([t.data for t in inputs], step=False)
         except Exception:  # a plan that cannot run this step: it runs without capture
             replayed = ()
+        if replayed is _SKIP:  # (cannot be: this call was traced alike)
+            replayed = ()
         # a replay's gradients are arrays of its own (the optimizer's gradient buffer, or fresh
         # ones), so the normal ones above are intact
         if type(replayed) is not tuple and replayed is not None:
@@ -758,6 +778,7 @@ class CapturedStep:
         return _detached(loss, extra)
 
 
+_SKIP = object()  # a replay's answer: this call's inputs do not suit the plan, run it normally
 _RANDOM = "the step draws random numbers (dropout?), which a replay would freeze"
 _STALE_LIMIT = 3
 _STALE = (
@@ -805,7 +826,7 @@ def _same_trace(first: _Tracer, again: _Tracer) -> bool:
     # parameters and is of the same class
     entry = list(again.entry.values())
     if len(first.modes) != len(entry) or any(
-        (m is not n and (type(m) is not type(n) or m._parameters or n._parameters)) or s != t
+        (m is not n and (type(m) is not type(n) or _owns(m) or _owns(n))) or s != t
         for (m, *s), (n, *t) in zip(first.modes, entry)
     ):
         return False
@@ -831,6 +852,12 @@ def _same_trace(first: _Tracer, again: _Tracer) -> bool:
             elif not _same(a, b):
                 return False
     return True
+
+
+def _owns(m: Any) -> bool:
+    """Whether module ``m`` has parameters or sub-modules (a module made anew at each call
+    stands for the last one's only if it has neither)."""
+    return bool(m._parameters or m._modules)
 
 
 def _same(a: Any, b: Any) -> bool:

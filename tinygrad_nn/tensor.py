@@ -583,6 +583,10 @@ autograd.set_tensor_type(Tensor, _make)
 _PYTHON_NUMBERS = (int, float, bool)
 
 
+def _cast(a: np.ndarray, dtype: Any) -> np.ndarray:
+    return a.astype(dtype, copy=False)
+
+
 def _operand(x: Any, like: Tensor) -> Any:
     """An op's other operand, made so that it never widens a float tensor's dtype: Tensors and
     Python numbers as they are (Python numbers are 'weak' in numpy, so float32 stays float32);
@@ -595,7 +599,10 @@ def _operand(x: Any, like: Tensor) -> Any:
     if isinstance(x, (np.ndarray, list, tuple)):
         arr = np.asarray(x)
         if like.data.dtype.kind == "f" and arr.dtype.kind in "fiub":
-            return _make(arr.astype(like.data.dtype, copy=False), False, None)
+            cast = arr.astype(like.data.dtype, copy=False)
+            if cast is not arr:
+                autograd.note_derived(cast, _cast, (arr, like.data.dtype))
+            return _make(cast, False, None)
         return Tensor(arr)
     if isinstance(x, _PYTHON_NUMBERS):  # subclasses of int and float
         return x

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import STATE
+from ..autograd import note_derived
 from ..ops import loss as L
 from ..ops.matmul import Linear
 from ..tensor import Tensor
@@ -89,11 +89,7 @@ def one_hot(labels: Any, num_classes: int, dtype: Any = np.float32) -> np.ndarra
         raise ValueError(f"one_hot: num_classes must be >= 1, got {num_classes}")
     _check_indices(idx, num_classes, "one_hot")
     out = np.eye(num_classes, dtype=dtype)[idx]
-    hook = STATE.hook
-    if hook is not None:  # capture's tracer: a replay must compute this from the labels again
-        derived = getattr(hook, "on_derived", None)
-        if derived is not None:
-            derived(out, one_hot, (idx, num_classes, dtype))
+    note_derived(out, one_hot, (idx, num_classes, dtype))  # a replay encodes the labels again
     return out
 
 
@@ -208,6 +204,10 @@ def _as_tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
+def _cast(a: np.ndarray, dtype: Any) -> np.ndarray:
+    return a.astype(dtype)
+
+
 def _target_like(input: Tensor, target: Any, fname: str) -> Any:
     if not isinstance(input, Tensor):
         raise TypeError(f"{fname}: input must be a Tensor, got {type(input).__name__}")
@@ -218,7 +218,9 @@ def _target_like(input: Tensor, target: Any, fname: str) -> Any:
         if target.dtype.kind not in "fiub":
             raise TypeError(f"{fname}: target must hold numbers, got dtype {target.dtype}")
         if target.dtype != input.dtype:
-            target = target.astype(input.dtype)
+            cast = target.astype(input.dtype)
+            note_derived(cast, _cast, (target, input.dtype))
+            target = cast
         shape = target.shape
     if shape != input.data.shape:
         raise ValueError(

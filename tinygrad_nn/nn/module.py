@@ -67,6 +67,8 @@ class Module:
             raise RuntimeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
+        if STATE.hook is not None:  # a tracer notes the state before the step changes it
+            STATE.hook.on_module(self)
         old = self.__dict__.get(name)
         params.pop(name, None)
         self._modules.pop(name, None)
@@ -79,6 +81,8 @@ class Module:
             object.__setattr__(self, "_version", self.__dict__.get("_version", 0) + 1)
 
     def __delattr__(self, name: str) -> None:
+        if STATE.hook is not None:
+            STATE.hook.on_module(self)
         old = self.__dict__.get(name)
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
@@ -153,7 +157,10 @@ class Module:
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode (``.training = mode``) on this module and all below it."""
+        hook = STATE.hook
         for m in self.modules():
+            if hook is not None:  # a tracer notes the mode before the step changes it
+                hook.on_module(m)
             object.__setattr__(m, "training", mode)
         return self
 
