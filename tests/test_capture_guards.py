@@ -494,3 +494,64 @@ def test_state_the_step_changes_itself_is_captured():
             for _ in range(5):
                 step(x, y)
         assert step._verified
+
+
+class WeightedMSE(nn.Module):
+    """A loss module holding a tensor, made inside fn at each call."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = tg.Tensor(w)
+
+    def forward(self, out, y):
+        return ((out - y) ** 2 * self.w).mean()
+
+
+def test_a_module_with_a_tensor_attribute_made_in_fn_is_captured():
+    w = np.array([1.0, 2.0, 0.5], np.float32)
+    a, b, step, eager = twins(25, lambda m, x, y: WeightedMSE(w)(m(x), y))
+    x, y = batch(0)
+    for _ in range(5):
+        assert step(x, y).item() == pytest.approx(eager(x, y), rel=1e-6)
+    assert step._verified
+    assert_same(a, b)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda out, t: F.cross_entropy(out, F.one_hot(t, 3, dtype=np.float64)),  # a cast
+        lambda out, t: F.cross_entropy(out, tg.Tensor(F.one_hot(t, 3)).argmax(-1)),  # argmax
+    ],
+)
+def test_targets_made_from_the_labels_are_made_again(form):
+    a, b, step, eager = twins(26, lambda m, x, t: form(m(x), t))
+    for i, label in enumerate([0, 0, 0, 1, 2, 1, 2]):
+        x, _ = batch(i)
+        t = tg.Tensor(np.full(4, label))
+        assert step(x, t).item() == pytest.approx(eager(x, t), rel=1e-6)
+    assert step._verified
+    assert_same(a, b)
+
+
+@pytest.mark.parametrize(
+    ("fn", "why"),
+    [  # a mask from the step's own values; an assignment into a tensor
+        (lambda m, x, y: F.mse_loss(m(x) * (m(x) > 0.5), y), "comparison"),
+        (lambda m, x, y: F.mse_loss(m(x), _clipped(y)), "assigns into tensors"),
+    ],
+)
+def test_steps_a_replay_could_not_stand_for_run_normally(fn, why):
+    a, b, step, eager = twins(27, fn)
+    with pytest.warns(UserWarning, match=why):
+        for i in range(5):
+            x, y = batch(i)
+            assert step(x, y).item() == pytest.approx(eager(x, y), rel=1e-6)
+    assert not step._verified
+    assert_same(a, b)
+
+
+def _clipped(y):
+    y = tg.Tensor(y.data.copy())
+    y[y.data > 0.5] = 0.5
+    return y

@@ -512,6 +512,8 @@ class CapturedStep:
             opt.step()  # lays the parameters out flat, so the plan can use that layout
         if get_generator().bit_generator.state != gen_state:
             self._refuse(key, _RANDOM)
+        elif tracer.frozen is not None:
+            self._refuse(key, _FROZEN[tracer.frozen])
         else:
             # the plan is made at the next call (after that call's normal execution when
             # checking), so its buffers never coexist with a normal step's activations
@@ -553,6 +555,8 @@ class CapturedStep:
         loss.backward()
         if get_generator().bit_generator.state != gen_state:
             self._refuse(key, _RANDOM)
+        elif again.frozen is not None:
+            self._refuse(key, _FROZEN[again.frozen])
         elif not same_trace(first, again):
             if first.second or None in again.made:
                 self._refuse(key, _CHANGED)
@@ -616,6 +620,13 @@ class CapturedStep:
 
 _SKIP = object()  # a replay's answer: this call's inputs do not suit the plan, run it normally
 _RANDOM = "the step draws random numbers (dropout?), which a replay would freeze"
+_FROZEN = {
+    "volatile": "the step uses a comparison or an argmax of values it computes (not of its "
+    "inputs) as a constant, which a replay would freeze",
+    "mutated": "the step changes in place an array computed from its inputs (one_hot(...)[...] "
+    "= ...), which a replay would compute again without the change",
+    "assigns": "the step assigns into tensors (t[...] = ...), which a replay would skip",
+}
 _STALE_LIMIT = 3
 _STALE = (
     f"its plans went stale {_STALE_LIMIT} times without a replay in between (are the "

@@ -83,10 +83,17 @@ def _to_array(data: Any, dtype: Any) -> np.ndarray:
         if dtype.kind not in "fiub":
             raise TypeError(f"Tensor: unsupported dtype {dtype}; tensors hold numbers")
         if arr.dtype != dtype:
-            arr = arr.astype(dtype)
+            arr = _noted_cast(arr, dtype)
     elif arr.dtype == np.float64 and _default_dtype != np.float64:
-        arr = arr.astype(_default_dtype)
+        arr = _noted_cast(arr, _default_dtype)
     return arr
+
+
+def _noted_cast(arr: np.ndarray, dtype: Any) -> np.ndarray:
+    """``arr.astype(dtype)``, told to a capture's tracer (a replay casts the input again)."""
+    out = arr.astype(dtype)
+    autograd.note_derived(out, _cast, (arr, dtype))
+    return out
 
 
 class Tensor:
@@ -420,11 +427,15 @@ class Tensor:
 
     def argmax(self, axis: int | None = None) -> Tensor:
         """Indices of the maxima (an int64 tensor; no gradient)."""
-        return _make(np.asarray(np.argmax(self.data, axis=axis)), False, None)
+        out = np.asarray(np.argmax(self.data, axis=axis))
+        autograd.note_derived(out, _argmax, (self.data, axis), volatile=True)
+        return _make(out, False, None)
 
     def argmin(self, axis: int | None = None) -> Tensor:
         """Indices of the minima (an int64 tensor; no gradient)."""
-        return _make(np.asarray(np.argmin(self.data, axis=axis)), False, None)
+        out = np.asarray(np.argmin(self.data, axis=axis))
+        autograd.note_derived(out, _argmin, (self.data, axis), volatile=True)
+        return _make(out, False, None)
 
     # ------------------------------------------------------------------ softmax family
     def softmax(self, axis: int = -1) -> Tensor:
@@ -587,6 +598,14 @@ def _cast(a: np.ndarray, dtype: Any) -> np.ndarray:
     return a.astype(dtype, copy=False)
 
 
+def _argmax(a: np.ndarray, axis: Any) -> np.ndarray:
+    return np.asarray(np.argmax(a, axis=axis))
+
+
+def _argmin(a: np.ndarray, axis: Any) -> np.ndarray:
+    return np.asarray(np.argmin(a, axis=axis))
+
+
 def _operand(x: Any, like: Tensor) -> Any:
     """An op's other operand, made so that it never widens a float tensor's dtype: Tensors and
     Python numbers as they are (Python numbers are 'weak' in numpy, so float32 stays float32);
@@ -636,12 +655,13 @@ def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Any:
     x = a.data if isinstance(a, Tensor) else a
     y = b.data if isinstance(b, Tensor) else b
     try:
-        out = ufunc(x, y)
+        out = np.asarray(ufunc(x, y))
     except ValueError as e:
         raise ValueError(
             f"{ufunc.__name__}: {e} (shapes {np.shape(x)} and {np.shape(y)})"
         ) from None
-    return _make(np.asarray(out), False, None)
+    autograd.note_derived(out, ufunc, (x, y), volatile=True)
+    return _make(out, False, None)
 
 
 def _axes(axis: Any, ndim: int, fname: str) -> tuple[int, ...]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy import ndarray
 
-from .autograd import Function
+from .autograd import MUTATIONS, Function
 from .nn import layers, losses
 from .nn.module import ModuleList, Sequential
 from .tensor import Tensor
@@ -59,6 +59,11 @@ class Tracer:
         # replay computes again when they depend on the inputs
         self.derived: dict[int, tuple[ndarray, Any, tuple[Any, ...]]] = {}
         self.second = False  # it replaced a first trace that did not match it
+        # why no replay can stand for this call, if so: "volatile" (a comparison or an argmax
+        # of the step's own values used by an op), "mutated" (an array a replay would compute
+        # again, changed in place), "assigns" (an item assignment into a tensor)
+        self.frozen: str | None = None
+        self._mutations = MUTATIONS.last
 
     def index(self, t: Any) -> int | None:
         """The number of the record whose output ``t`` is, if any."""
@@ -83,14 +88,18 @@ class Tracer:
     def on_backward(self, node: Function, grads: Any) -> None:
         pass
 
-    def on_derived(self, out: ndarray, fn: Any, args: tuple[Any, ...]) -> None:
-        self.derived[id(out)] = (out, fn, args)
+    def on_derived(
+        self, out: ndarray, fn: Any, args: tuple[Any, ...], volatile: bool = False
+    ) -> None:
+        self.derived[id(out)] = (out, fn, args, volatile)
 
     def finish(self, inputs: list[Tensor], results: list[Tensor]) -> None:
         """End the trace of a call on ``inputs`` that returned ``results``: note which records
         made them and the leaves' ``requires_grad``, then name the inputs by position."""
         self.made = [self.index(t) for t in results]
         self._made.clear()
+        if MUTATIONS.last != self._mutations:
+            self.frozen = "assigns"
         for m, _, _ in list(self.entry.values()):  # a ModuleList a module iterates, say
             for sub in m.modules():
                 if type(sub) not in STATELESS and id(sub) not in self.entry:
@@ -109,6 +118,7 @@ class Tracer:
             if j != k:
                 self.alias.append((k, j))
         where = {id(t): arrays[id(t.data)] for t in inputs}
+        flags: set[str] = set()
         for _, refs, kwargs, _ in self.records:
             for j, (kind, a) in enumerate(refs):
                 if kind == "tensor" and id(a) in where:
@@ -119,14 +129,16 @@ class Tracer:
                     if id(a.data) in arrays:
                         refs[j] = ("input", arrays[id(a.data)])
                     else:
-                        made = refer(a.data, arrays, self.derived)
+                        made = refer(a.data, arrays, self.derived, flags)
                         if made is not a.data:
                             refs[j] = ("const", made)
                 elif kind == "const":
-                    refs[j] = ("const", refer(a, arrays, self.derived))
+                    refs[j] = ("const", refer(a, arrays, self.derived, flags))
             for name, a in kwargs.items():
-                kwargs[name] = refer(a, arrays, self.derived)
+                kwargs[name] = refer(a, arrays, self.derived, flags)
         self.derived = {}
+        if flags and self.frozen is None:
+            self.frozen = min(flags)
 
 
 # Modules whose forward reads neither ``training`` nor any Tensor or Module attribute (these
@@ -169,20 +181,29 @@ class Derived:
     __hash__ = None  # type: ignore[assignment]
 
 
-def refer(a: Any, arrays: dict[int, int], derived: dict[int, Any]) -> Any:
+def refer(a: Any, arrays: dict[int, int], derived: dict[int, Any], flags: set[str]) -> Any:
     """``a`` with every input array in it (by identity, through tuples and lists) replaced by
-    an :class:`InputRef`, and every array computed from one by a :class:`Derived`."""
+    an :class:`InputRef`, and every array computed from one by a :class:`Derived`. Adds to
+    ``flags`` why a replay could not stand for the call: "volatile" for a comparison or argmax
+    of values the step computes, "mutated" for a derived array changed in place since."""
     if type(a) is ndarray:
         k = arrays.get(id(a))
         if k is not None:
             return InputRef(k)
         made = derived.get(id(a))
         if made is not None:
-            args = refer(made[2], arrays, derived)
-            return Derived(made[1], args, a) if refers(args) else a
+            _, fn, args, volatile = made
+            referred = refer(args, arrays, derived, flags)
+            if not refers(referred):
+                if volatile:
+                    flags.add("volatile")
+                return a
+            if not _same(np.asarray(fn(*args)), a):
+                flags.add("mutated")
+            return Derived(fn, referred, a)
         return a
     if type(a) in (tuple, list):
-        parts = [refer(x, arrays, derived) for x in a]
+        parts = [refer(x, arrays, derived, flags) for x in a]
         if any(x is not y for x, y in zip(parts, a)):
             return type(a)(parts)
     return a
@@ -208,12 +229,15 @@ def same_trace(first: Tracer, again: Tracer) -> bool:
     # the second call must have started from the state the first left; a module made anew at
     # each call (a loss module, a slice of a Sequential) is taken for the same if it owns no
     # parameters and is of the same class
-    entry = list(again.entry.values())
-    if len(first.modes) != len(entry) or any(
-        (m is not n and (type(m) is not type(n) or _owns(m) or _owns(n))) or s != t
-        for (m, *s), (n, *t) in zip(first.modes, entry)
-    ):
+    entry, first_entry = list(again.entry.values()), list(first.entry.values())
+    if len(first.modes) != len(entry) or len(first_entry) != len(entry):
         return False
+    for (m, *left), (_, *began), (n, *begins) in zip(first.modes, first_entry, entry):
+        if m is n:
+            if left != begins:
+                return False
+        elif type(m) is not type(n) or _owns(m) or _owns(n) or began != begins:
+            return False  # (made anew: compared with the state the first began from)
     for (node, refs, kwargs, out), (node2, refs2, kwargs2, out2) in zip(
         first.records, again.records
     ):

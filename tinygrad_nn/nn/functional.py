@@ -172,7 +172,9 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
                 f"got {t.shape}"
             )
         if t.dtype != input.dtype:
-            target = t = t.astype(input.dtype)
+            cast = t.astype(input.dtype)
+            note_derived(cast, _cast, (t, input.dtype))
+            target = t = cast
     else:
         raise TypeError(f"cross_entropy: target must be integer or float, got dtype {t.dtype}")
     if isinstance(target, Tensor):  # passed as a tensor, so a captured step reads it afresh
