@@ -3,6 +3,7 @@ without changing the inputs' shapes — so that it never replays a plan made for
 Each case trains a captured copy and an eager copy of one model side by side; each failed
 before its fix (a replay that silently trained otherwise, or an error)."""
 
+import threading
 import warnings
 
 import numpy as np
@@ -555,3 +556,69 @@ def _clipped(y):
     y = tg.Tensor(y.data.copy())
     y[y.data > 0.5] = 0.5
     return y
+
+
+def test_comparisons_of_constants_are_captured():
+    keep = tg.Tensor(np.array([1.0, 0.0, 1.0], np.float32))  # made outside fn
+
+    def masked(m, x, y):
+        return F.mse_loss(m(x) * (keep > 0.5), y * (tg.arange(3) != 1))
+
+    a, b, step, eager = twins(28, masked)
+    x, y = batch(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(5):
+            assert step(x, y).item() == pytest.approx(eager(x, y), rel=1e-6)
+    assert step._verified
+    assert_same(a, b)
+
+
+def test_a_comparison_of_a_parameter_with_an_input_runs_normally():
+    def pruned(m, x, y, threshold):
+        return F.mse_loss(m(x) * (m[2].bias > threshold), y)
+
+    a, b, step, eager = twins(29, pruned)
+    x, y = batch(0)
+    with pytest.warns(UserWarning, match="comparison"):
+        for _ in range(5):
+            t = np.float32(0.0)
+            assert step(x, y, np.array(t)).item() == pytest.approx(
+                eager(x, y, np.array(t)), rel=1e-6
+            )
+    assert not step._verified
+    assert_same(a, b)
+
+
+def test_an_input_holding_nan_is_captured():
+    def nan_safe(m, x, y):
+        x = tg.Tensor(x.data, dtype=np.float64)  # a cast the replay makes again
+        return F.mse_loss(m(tg.where(x == x, x, 0.0).astype(np.float32)), y)
+
+    a, b, step, eager = twins(30, nan_safe)
+    x, y = batch(0)
+    x[0, 0] = np.nan
+    for _ in range(5):
+        assert step(x, y).item() == pytest.approx(eager(x, y), rel=1e-6)
+    assert step._verified
+    assert_same(a, b)
+
+
+def test_another_threads_assignment_does_not_stop_capture():
+    a, b, step, eager = twins(31, quadratic)
+    other = tg.Tensor(np.zeros(3, np.float32))
+    x, y = batch(0)
+    original = step.fn
+
+    def fn_with_a_neighbour(*args):  # another thread assigns into its own tensor meanwhile
+        t = threading.Thread(target=other.__setitem__, args=(0, 1.0))
+        t.start()
+        t.join()
+        return original(*args)
+
+    step.fn = fn_with_a_neighbour
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(5):
+            assert step(x, y).item() == pytest.approx(eager(x, y), rel=1e-6)
+    assert step._verified

@@ -492,7 +492,7 @@ class CapturedStep:
 
     def _trace(self, key: Any, inputs: list[Tensor]) -> Tensor:
         opt = self.optimizer
-        tracer = Tracer()
+        tracer = Tracer(inputs)
         gen_state = get_generator().bit_generator.state
         if opt is not None:
             opt.zero_grad()
@@ -502,16 +502,13 @@ class CapturedStep:
         finally:
             STATE.hook = None
         tracer.finish(inputs, [loss, *(extra or ())])
-        if None in tracer.made:
-            raise ValueError(
-                "capture: fn must return tensors computed by its ops (the loss, and any other "
-                "outputs), not its inputs or parameters"
-            )
         run_backward(loss)
         if opt is not None:
             opt.step()  # lays the parameters out flat, so the plan can use that layout
         if get_generator().bit_generator.state != gen_state:
             self._refuse(key, _RANDOM)
+        elif None in tracer.made:
+            self._refuse(key, _OUTPUTS)
         elif tracer.frozen is not None:
             self._refuse(key, _FROZEN[tracer.frozen])
         else:
@@ -544,7 +541,7 @@ class CapturedStep:
         gen_state = get_generator().bit_generator.state
         if opt is not None:
             opt.zero_grad()
-        again = Tracer()
+        again = Tracer(inputs)
         STATE.hook = again
         try:
             loss, extra = _split(self.fn(*inputs))
@@ -627,6 +624,10 @@ _FROZEN = {
     "= ...), which a replay would compute again without the change",
     "assigns": "the step assigns into tensors (t[...] = ...), which a replay would skip",
 }
+_OUTPUTS = (
+    "fn returns a tensor that no op of the step computed (an input, a parameter, an argmax or "
+    "a comparison), which a replay could not return"
+)
 _STALE_LIMIT = 3
 _STALE = (
     f"its plans went stale {_STALE_LIMIT} times without a replay in between (are the "

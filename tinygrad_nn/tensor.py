@@ -522,6 +522,9 @@ class Tensor:
             value = value.data
         self.data[_plain_index(index)] = value
         autograd.MUTATIONS.record(self)
+        hook = autograd.STATE.hook
+        if hook is not None and hasattr(hook, "on_assign"):  # a replay would skip this
+            hook.on_assign(self)
 
     # ------------------------------------------------------------------ numpy interop
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:

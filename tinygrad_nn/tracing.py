@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy import ndarray
 
-from .autograd import MUTATIONS, Function
+from .autograd import Function
 from .nn import layers, losses
 from .nn.module import ModuleList, Sequential
 from .tensor import Tensor
@@ -44,7 +44,11 @@ class Tracer:
     modes and versions (no Tensor or Module attribute set since), the leaves'
     ``requires_grad``."""
 
-    def __init__(self) -> None:
+    def __init__(self, inputs: list[Tensor]) -> None:
+        # ids of the call's input arrays, and of the arrays the step computes or trains (op
+        # outputs, parameters): what a noted derived array may depend on
+        self._inputs = {id(t.data) for t in inputs}
+        self._step: set[int] = set()
         self.records: list[tuple[Function, list[tuple[str, Any]], dict[str, Any], Any]] = []
         self._made: dict[int, tuple[weakref.ref[Tensor], int]] = {}
         # (module, training, _version) of every module called (and those below it), when it
@@ -55,15 +59,15 @@ class Tracer:
         self.made: list[int | None] = []  # the records of fn's results (the loss first)
         self.rg: dict[int, bool] = {}  # requires_grad of each tensor made outside fn
         self.alias: list[tuple[int, int]] = []  # (k, j): input k was input j's array (j < k)
-        # id -> (array, function, arguments): arrays our functions computed (one_hot), which a
-        # replay computes again when they depend on the inputs
-        self.derived: dict[int, tuple[ndarray, Any, tuple[Any, ...]]] = {}
+        # id -> (weak reference to the array, function, arguments): arrays our functions
+        # computed from the inputs (one_hot), which a replay computes again; the function is
+        # None for a comparison or an argmax of values the step computes ("volatile")
+        self.derived: dict[int, tuple[Any, Any, Any]] = {}
         self.second = False  # it replaced a first trace that did not match it
         # why no replay can stand for this call, if so: "volatile" (a comparison or an argmax
         # of the step's own values used by an op), "mutated" (an array a replay would compute
         # again, changed in place), "assigns" (an item assignment into a tensor)
         self.frozen: str | None = None
-        self._mutations = MUTATIONS.last
 
     def index(self, t: Any) -> int | None:
         """The number of the record whose output ``t`` is, if any."""
@@ -80,6 +84,8 @@ class Tracer:
                 refs.append(("const", a))
         self._made[id(result)] = (weakref.ref(result), len(self.records))
         self.records.append((node, refs, kwargs, (result.shape, result.dtype)))
+        self._step.add(id(result.data))
+        self._step.update(id(a.data) for a in args if isinstance(a, Tensor) and a._rg)
 
     def on_module(self, module: Any) -> None:
         if type(module) not in STATELESS and id(module) not in self.entry:
@@ -91,15 +97,24 @@ class Tracer:
     def on_derived(
         self, out: ndarray, fn: Any, args: tuple[Any, ...], volatile: bool = False
     ) -> None:
-        self.derived[id(out)] = (out, fn, args, volatile)
+        """``out = fn(*args)``: kept if it depends on the inputs (a replay computes it again),
+        marked if it is volatile and depends on the step's values; forgotten otherwise (a
+        constant, which the next call's trace must repeat)."""
+        arrays = [a for a in args if type(a) is ndarray]
+        if volatile and any(id(a) in self._step for a in arrays):
+            self.derived[id(out)] = (weakref.ref(out), None, None)
+        elif any(id(a) in self._inputs or id(a) in self.derived for a in arrays):
+            self.derived[id(out)] = (weakref.ref(out), fn, args)
+
+    def on_assign(self, tensor: Any) -> None:
+        self.frozen = self.frozen or "assigns"
 
     def finish(self, inputs: list[Tensor], results: list[Tensor]) -> None:
         """End the trace of a call on ``inputs`` that returned ``results``: note which records
         made them and the leaves' ``requires_grad``, then name the inputs by position."""
         self.made = [self.index(t) for t in results]
         self._made.clear()
-        if MUTATIONS.last != self._mutations:
-            self.frozen = "assigns"
+        self._step.clear()
         for m, _, _ in list(self.entry.values()):  # a ModuleList a module iterates, say
             for sub in m.modules():
                 if type(sub) not in STATELESS and id(sub) not in self.entry:
@@ -191,12 +206,13 @@ def refer(a: Any, arrays: dict[int, int], derived: dict[int, Any], flags: set[st
         if k is not None:
             return InputRef(k)
         made = derived.get(id(a))
-        if made is not None:
-            _, fn, args, volatile = made
+        if made is not None and made[0]() is a:
+            _, fn, args = made
+            if fn is None:  # a comparison or an argmax of the step's values: it would freeze
+                flags.add("volatile")
+                return a
             referred = refer(args, arrays, derived, flags)
             if not refers(referred):
-                if volatile:
-                    flags.add("volatile")
                 return a
             if not _same(np.asarray(fn(*args)), a):
                 flags.add("mutated")
@@ -279,7 +295,8 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (np.ndarray, np.generic)):
-        return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
+        nan = a.dtype.kind in "fc"  # an input holding NaN equals itself
+        return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b, nan))
     try:
         return bool(a == b)
     except Exception:  # objects without a plain equality: treat them as different
