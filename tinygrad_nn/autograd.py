@@ -256,18 +256,15 @@ def set_grad_enabled(mode: bool) -> _GradMode:
     return _GradMode(bool(mode))
 
 
-def note_derived(
-    out: np.ndarray, fn: Callable[..., Any], args: tuple[Any, ...], volatile: bool = False
-) -> None:
+def note_derived(out: np.ndarray, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     """Tell an installed hook (capture's tracer) that array ``out`` is ``fn(*args)``, so that
-    a replay can compute it again from its arguments (labels one-hot encoded, a target cast).
-    ``volatile``: ``out`` depends on values the step computes (a comparison, an argmax), so a
-    replay could not keep it constant."""
+    a replay can compute it again from its arguments (labels one-hot encoded, a target cast, a
+    comparison), or knows it cannot (they are values the step computes)."""
     hook = STATE.hook
     if hook is not None:
         derived = getattr(hook, "on_derived", None)
         if derived is not None:
-            derived(out, fn, args, volatile)
+            derived(out, fn, args)
 
 
 def is_grad_enabled() -> bool:

@@ -618,8 +618,8 @@ class CapturedStep:
 _SKIP = object()  # a replay's answer: this call's inputs do not suit the plan, run it normally
 _RANDOM = "the step draws random numbers (dropout?), which a replay would freeze"
 _FROZEN = {
-    "volatile": "the step uses a comparison or an argmax of values it computes (not of its "
-    "inputs) as a constant, which a replay would freeze",
+    "volatile": "the step uses as a constant an array computed from values it computes (a "
+    "comparison, an argmax, one_hot of an op's output), which a replay would freeze",
     "mutated": "the step changes in place an array computed from its inputs (one_hot(...)[...] "
     "= ...), which a replay would compute again without the change",
     "assigns": "the step assigns into tensors (t[...] = ...), which a replay would skip",

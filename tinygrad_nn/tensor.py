@@ -428,13 +428,13 @@ class Tensor:
     def argmax(self, axis: int | None = None) -> Tensor:
         """Indices of the maxima (an int64 tensor; no gradient)."""
         out = np.asarray(np.argmax(self.data, axis=axis))
-        autograd.note_derived(out, _argmax, (self.data, axis), volatile=True)
+        autograd.note_derived(out, _argmax, (self.data, axis))
         return _make(out, False, None)
 
     def argmin(self, axis: int | None = None) -> Tensor:
         """Indices of the minima (an int64 tensor; no gradient)."""
         out = np.asarray(np.argmin(self.data, axis=axis))
-        autograd.note_derived(out, _argmin, (self.data, axis), volatile=True)
+        autograd.note_derived(out, _argmin, (self.data, axis))
         return _make(out, False, None)
 
     # ------------------------------------------------------------------ softmax family
@@ -663,7 +663,7 @@ def _compare(ufunc: np.ufunc, a: Any, b: Any) -> Any:
         raise ValueError(
             f"{ufunc.__name__}: {e} (shapes {np.shape(x)} and {np.shape(y)})"
         ) from None
-    autograd.note_derived(out, ufunc, (x, y), volatile=True)
+    autograd.note_derived(out, ufunc, (x, y))
     return _make(out, False, None)
 
 

@@ -61,11 +61,12 @@ class Tracer:
         self.alias: list[tuple[int, int]] = []  # (k, j): input k was input j's array (j < k)
         # id -> (weak reference to the array, function, arguments): arrays our functions
         # computed from the inputs (one_hot), which a replay computes again; the function is
-        # None for a comparison or an argmax of values the step computes ("volatile")
+        # None for one computed from values the step computes ("volatile": a comparison or an
+        # argmax of an activation, one_hot of an op's output)
         self.derived: dict[int, tuple[Any, Any, Any]] = {}
         self.second = False  # it replaced a first trace that did not match it
-        # why no replay can stand for this call, if so: "volatile" (a comparison or an argmax
-        # of the step's own values used by an op), "mutated" (an array a replay would compute
+        # why no replay can stand for this call, if so: "volatile" (an array computed from the
+        # step's own values, used by an op), "mutated" (an array a replay would compute
         # again, changed in place), "assigns" (an item assignment into a tensor)
         self.frozen: str | None = None
 
@@ -94,14 +95,13 @@ class Tracer:
     def on_backward(self, node: Function, grads: Any) -> None:
         pass
 
-    def on_derived(
-        self, out: ndarray, fn: Any, args: tuple[Any, ...], volatile: bool = False
-    ) -> None:
-        """``out = fn(*args)``: kept if it depends on the inputs (a replay computes it again),
-        marked if it is volatile and depends on the step's values; forgotten otherwise (a
+    def on_derived(self, out: ndarray, fn: Any, args: tuple[Any, ...]) -> None:
+        """``out = fn(*args)``: marked if it depends on the step's values (a replay could not
+        compute it: a comparison or argmax of an activation, one_hot of an op's output), kept
+        if it depends on the inputs (a replay computes it again), forgotten otherwise (a
         constant, which the next call's trace must repeat)."""
         arrays = [a for a in args if type(a) is ndarray]
-        if volatile and any(id(a) in self._step for a in arrays):
+        if any(id(a) in self._step for a in arrays):
             self.derived[id(out)] = (weakref.ref(out), None, None)
         elif any(id(a) in self._inputs or id(a) in self.derived for a in arrays):
             self.derived[id(out)] = (weakref.ref(out), fn, args)
@@ -199,8 +199,8 @@ class Derived:
 def refer(a: Any, arrays: dict[int, int], derived: dict[int, Any], flags: set[str]) -> Any:
     """``a`` with every input array in it (by identity, through tuples and lists) replaced by
     an :class:`InputRef`, and every array computed from one by a :class:`Derived`. Adds to
-    ``flags`` why a replay could not stand for the call: "volatile" for a comparison or argmax
-    of values the step computes, "mutated" for a derived array changed in place since."""
+    ``flags`` why a replay could not stand for the call: "volatile" for an array computed from
+    values the step computes, "mutated" for a derived array changed in place since."""
     if type(a) is ndarray:
         k = arrays.get(id(a))
         if k is not None:
