@@ -441,4 +441,6 @@ def test_replayed_gradients_pass_gradcheck(seed, act, loss):
 
     leaves = [tg.Tensor(p.data.copy(), requires_grad=True) for p in params]
     for p, numeric in zip(params, numerical_grad(functional, *leaves)):
-        np.testing.assert_allclose(p.grad, numeric, rtol=1e-5, atol=1e-8)
+        # atol: the central differences themselves are off by a few 1e-8 (hypothesis found
+        # seed 1294, relu, ce_sum, where normal execution's gradients differ from them by 3e-8)
+        np.testing.assert_allclose(p.grad, numeric, rtol=1e-5, atol=1e-6)

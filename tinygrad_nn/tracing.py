@@ -48,7 +48,7 @@ class Tracer:
         # ids of the call's input arrays, and of the arrays the step computes or trains (op
         # outputs, parameters): what a noted derived array may depend on
         self._inputs = {id(t.data) for t in inputs}
-        self._step: set[int] = set()
+        self._step: dict[int, Any] = {}  # id -> weak reference (an id may be reused once freed)
         self.records: list[tuple[Function, list[tuple[str, Any]], dict[str, Any], Any]] = []
         self._made: dict[int, tuple[weakref.ref[Tensor], int]] = {}
         # (module, training, _version) of every module called (and those below it), when it
@@ -85,8 +85,11 @@ class Tracer:
                 refs.append(("const", a))
         self._made[id(result)] = (weakref.ref(result), len(self.records))
         self.records.append((node, refs, kwargs, (result.shape, result.dtype)))
-        self._step.add(id(result.data))
-        self._step.update(id(a.data) for a in args if isinstance(a, Tensor) and a._rg)
+        for t in (result, *args):
+            if isinstance(t, Tensor) and (t is result or t._rg):
+                d = t.data  # (an op may hand back an input's own array: a cast to its dtype)
+                if id(d) not in self._inputs and id(d) not in self.derived:
+                    self._step[id(d)] = weakref.ref(d)
 
     def on_module(self, module: Any) -> None:
         if type(module) not in STATELESS and id(module) not in self.entry:
@@ -101,10 +104,15 @@ class Tracer:
         if it depends on the inputs (a replay computes it again), forgotten otherwise (a
         constant, which the next call's trace must repeat)."""
         arrays = [a for a in args if type(a) is ndarray]
-        if any(id(a) in self._step for a in arrays):
+        if any(self._is_step(a) for a in arrays):
             self.derived[id(out)] = (weakref.ref(out), None, None)
         elif any(id(a) in self._inputs or id(a) in self.derived for a in arrays):
             self.derived[id(out)] = (weakref.ref(out), fn, args)
+
+    def _is_step(self, a: ndarray) -> bool:
+        """Whether ``a`` is an array the step computes or trains (not an id since reused)."""
+        ref = self._step.get(id(a))
+        return ref is not None and ref() is a
 
     def on_assign(self, tensor: Any) -> None:
         self.frozen = self.frozen or "assigns"
