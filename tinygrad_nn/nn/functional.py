@@ -13,7 +13,7 @@ import numpy as np
 from ..autograd import note_derived
 from ..ops import loss as L
 from ..ops.matmul import Linear
-from ..tensor import Tensor
+from ..tensor import Tensor, _cast
 
 __all__ = [
     "sigmoid",
@@ -204,10 +204,6 @@ def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 
 def _as_tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
-
-
-def _cast(a: np.ndarray, dtype: Any) -> np.ndarray:
-    return a.astype(dtype)
 
 
 def _target_like(input: Tensor, target: Any, fname: str) -> Any:
