@@ -256,6 +256,14 @@ class _Plan:
         if optimizer is not None:
             env["OPT"], env["NGROUPS"] = optimizer, len(optimizer.param_groups)
             guards.append("len(OPT.param_groups) != NGROUPS")
+            # each group's parameters, the ones the plan clears, hands gradients to and steps
+            for i, group in enumerate(optimizer.param_groups):
+                guards.append(
+                    f"len(g{i} := OPT.param_groups[{i}]['params']) != {len(group['params'])}"
+                )
+                for k, p in enumerate(group["params"]):
+                    env[f"P{i}_{k}"] = p
+                    guards.append(f"g{i}[{k}] is not P{i}_{k}")
         if guards:
             head.append(f"    if {' or '.join(guards)}: return None")
         if unreached:  # zero_grad's part for parameters the loss does not reach
