@@ -89,7 +89,9 @@ class _Plan:
     calls, the optimizer's param groups: the plan is stale then and nothing has run.
     """
 
-    def __init__(self, signature: Any, trace: Tracer, optimizer: Any = None) -> None:
+    def __init__(
+        self, signature: Any, trace: Tracer, optimizer: Any = None, keep_grads: bool = True
+    ) -> None:
         records, results = trace.records, trace.made
         prog = Program()
         env = prog.env
@@ -171,21 +173,43 @@ class _Plan:
 
         # Where the leaves' gradients go: straight into the optimizer's flat gradient buffer
         # where it has one for the parameter, into a buffer that is then accumulated into
-        # .grad otherwise.
-        views = _flat_grad_views(optimizer) if optimizer is not None else {}
+        # .grad otherwise. (The flat buffer is made, if new, after compiling: the compiler's
+        # memory comes and goes first.)
+        homes = _flat_grad_homes(optimizer)
         leaf_val = {id(t): values[id(t)] for t in leaves}
         dest: dict[int, Value] = {}
+        views: dict[str, tuple[FlatGroup, int]] = {}  # G{j} -> its flat group and position
         for j, t in enumerate(leaves):
-            view = views.get(id(t))
-            if view is not None:
+            home = homes.get(id(t))
+            if home is not None:
                 v = leaf_val[id(t)]
-                dest[id(v)] = Value(prog.const(f"G{j}", view), v.shape, v.dtype)
+                dest[id(v)] = Value(f"G{j}", v.shape, v.dtype)
+                views[f"G{j}"] = home
         low = Lowering(prog, dest)
+
+        # Folding plain SGD into backward (keep_grads=False): every leaf's gradient goes to the
+        # optimizer's flat buffer, and backward starts from the seed -γ instead of 1, so that
+        # buffer receives the update -γ∇ itself (each op's backward is linear in the gradient
+        # it is given) and one addition applies it: θ ← θ + (-γ∇).
+        params = _optimizer_params(optimizer)
+        fold = (
+            not keep_grads
+            and hasattr(optimizer, "_plain_lr")
+            and all(id(leaf_val[id(t)]) in dest for t in leaves if trace.rg[id(t)])
+        )
+        seed = None
+        if fold:  # (1 until the fold is known to apply: see below)
+            root = next((rule for _, _, rule, _, out in ops if out is loss_val), None)
+            if getattr(root, "scalar_grad", False):  # a Python float will do
+                seed = Value("seed", loss_val.shape, loss_val.dtype)
+            else:
+                seed = Value("SEED", loss_val.shape, loss_val.dtype)
+                env["SEED"] = np.ones(loss_val.shape, loss_val.dtype)
 
         # Backward: recorded ops from the last down are a reverse topological order.
         env["ROOT"] = np.ones(loss_val.shape, loss_val.dtype)
         for k, node, rule, argvals, out in reversed(ops):
-            g = None if out is loss_val else low.grad(out)
+            g = seed if out is loss_val else low.grad(out)
             if (g is None and out is not loss_val) or not any(node.needs_input_grad):
                 continue
             if rule is not None:
@@ -206,7 +230,6 @@ class _Plan:
                 low.grad_done(v)
 
         # The leaves' gradients, and the optimizer's step.
-        params = _optimizer_params(optimizer)
         tail = []
         for j, t in enumerate(leaves):
             v = leaf_val[id(t)]
@@ -224,6 +247,7 @@ class _Plan:
                 prog.emit(f"    else: L{j}.grad = L{j}.grad + {g.code}")
         reached = {id(t) for t in leaves if low.grad(leaf_val[id(t)]) is not None}
         unreached = [p for p in params.values() if id(p) not in reached]
+        fold = fold and not unreached  # else part of the flat buffer would not be written
         env["UNREACHED"] = tuple(unreached)
         if loss_val.slot is not None or prog.backing.get(loss_val.code):
             # the loss must outlive the buffers (a local may be a view of one)
@@ -268,20 +292,44 @@ class _Plan:
             head.append(f"    if {' or '.join(guards)}: return None")
         if unreached:  # zero_grad's part for parameters the loss does not reach
             head.append("    for p in UNREACHED: p.grad = None")
+        if fold:  # -γ while plain SGD's update is what step() would do, else 1
+            head.append("    lr = LR() if step else None")
+            if seed.code == "seed":
+                head.append("    seed = 1.0 if lr is None else -lr")
+            else:
+                head.append("    SEED.fill(1.0 if lr is None else -lr)")
+        elif seed is not None and seed.code == "seed":
+            head.append("    seed = 1.0")
         body = [f"    {line}" for line in lines]
-        body += [f"    {line}" for line in tail]
         release = [f"    n{k}.saved_tensors = ()" for k, _, rule, _, _ in ops if rule is None]
-        if optimizer is not None:  # every gradient in its view: the optimizer may be leaner
-            complete = not unreached and all(id(p) in views for p in params.values())
-            lean = getattr(optimizer, "_captured_step", None)
-            env["STEP"] = lean() if complete and lean is not None else optimizer.step
-        end = ["    if step: STEP()"] if optimizer is not None else []
+        end = []
+        if optimizer is not None:
+            end.append("if step: STEP()")
+        if fold:  # the seed was -γ: the flat gradient buffer holds the update
+            end = ["if lr is None:", *[f"    {line}" for line in tail + end]]
+            end += ["else:", "    add(DATA, GFLAT, out=DATA)"]
+        else:
+            end = tail + end
+        if not keep_grads:  # what zero_grad() after the step would leave
+            cleared = [f"L{j}.grad" for j, t in enumerate(leaves) if id(t) in params]
+            if cleared:
+                end.append(f"if step: {' = '.join(cleared)} = None")
+        end = [f"    {line}" for line in end]
         returned = ", ".join([loss_code] + [f"o{k}" for k in results[1:]])
         self.source = "\n".join(head + body + release + end + [f"    return {returned}", ""])
         for _, node, _, _, _ in ops:  # the traced graph's tensors are not needed any more
             node.inputs = ()
             node.scope = None
         code = compile(self.source, "<tinygrad_nn.capture>", "exec")
+        for name, (flat, i) in views.items():
+            env[name] = flat.grad_views()[i]
+        if optimizer is not None:  # every gradient in its view: the optimizer may be leaner
+            complete = not unreached and all(id(p) in homes for p in params.values())
+            lean = getattr(optimizer, "_captured_step", None)
+            env["STEP"] = lean() if complete and lean is not None else optimizer.step
+        if fold:  # (LR() gives None, so that the fold never applies, in another layout)
+            plain = optimizer._plain_lr()
+            env["LR"], env["DATA"], env["GFLAT"] = plain or (_no_lr, None, None)
         self.buffers = [(name, np.empty(shape, dtype)) for name, shape, dtype in buffers]
         self.value_count, self.buffer_count = len(prog.slots), len(buffers)
         env.update(dict(self.buffers))
@@ -323,16 +371,21 @@ def _optimizer_params(optimizer: Any) -> dict[int, Tensor]:
     return {id(p): p for group in optimizer.param_groups for p in group["params"]}
 
 
-def _flat_grad_views(optimizer: Any) -> dict[int, np.ndarray]:
-    """id(parameter) -> its view of its group's flat gradient buffer, for the groups our
-    optimizers have laid out flat (other optimizers: none)."""
-    out: dict[int, np.ndarray] = {}
+def _flat_grad_homes(optimizer: Any) -> dict[int, tuple[FlatGroup, int]]:
+    """id(parameter) -> (its flat group, its position there), for the groups our optimizers
+    have laid out flat (other optimizers, or none: nothing); ``flat.grad_views()[i]`` is its
+    view of the group's flat gradient buffer."""
+    out: dict[int, tuple[FlatGroup, int]] = {}
     for flat in getattr(optimizer, "_flats", ()):
         if isinstance(flat, FlatGroup):
-            for p, data, view in zip(flat.params, flat.views, flat.grad_views()):
+            for i, (p, data) in enumerate(zip(flat.params, flat.views)):
                 if p.data is data:
-                    out[id(p)] = view
+                    out[id(p)] = (flat, i)
     return out
+
+
+def _no_lr() -> None:
+    return None
 
 
 class CapturedStep:
@@ -346,7 +399,13 @@ class CapturedStep:
         check: bool = True,
         optimizer: Any = None,
         warn: bool = True,
+        keep_grads: bool = True,
     ) -> None:
+        if not keep_grads and optimizer is None:
+            raise ValueError(
+                "capture: keep_grads=False needs an optimizer (without one, the gradients "
+                "are what a call computes)"
+            )
         if optimizer is not None and not (
             callable(getattr(optimizer, "zero_grad", None))
             and callable(getattr(optimizer, "step", None))
@@ -360,6 +419,7 @@ class CapturedStep:
         self.check = check
         self.warn = warn
         self.optimizer = optimizer
+        self.keep_grads = keep_grads
         self._plans: dict[Any, _Plan | None] = {}  # None: runs without capture
         self._traces: dict[Any, Tracer] = {}  # traced, no plan made yet
         self._verified: set[Any] = set()
@@ -390,8 +450,14 @@ class CapturedStep:
         loss, extra = _split(self.fn(*inputs))
         loss.backward()
         if opt is not None:
-            opt.step()
+            self._step_optimizer()
         return _detached(loss, extra)
+
+    def _step_optimizer(self) -> None:
+        """``optimizer.step()``; with ``keep_grads=False``, then ``optimizer.zero_grad()``."""
+        self.optimizer.step()
+        if not self.keep_grads:
+            self.optimizer.zero_grad()
 
     def __call__(self, *args: Any) -> Tensor:
         last = self._last  # (argument shapes and dtypes, plan) of the last replay
@@ -512,7 +578,7 @@ class CapturedStep:
         tracer.finish(inputs, [loss, *(extra or ())])
         run_backward(loss)
         if opt is not None:
-            opt.step()  # lays the parameters out flat, so the plan can use that layout
+            self._step_optimizer()  # lays the parameters out flat, for the plan to use
         if get_generator().bit_generator.state != gen_state:
             self._refuse(key, _RANDOM)
         elif None in tracer.made:
@@ -534,7 +600,7 @@ class CapturedStep:
             warnings.warn(f"capture: {why}; running it without capture", stacklevel=stacklevel)
 
     def _build(self, key: Any) -> _Plan:
-        return _Plan(key, self._traces.pop(key), self.optimizer)
+        return _Plan(key, self._traces.pop(key), self.optimizer, self.keep_grads)
 
     def _verify(self, key: Any, inputs: list[Tensor]) -> Tensor:
         """Run the step normally, traced again. If it ran other ops than the first call (some
@@ -573,7 +639,7 @@ class CapturedStep:
             del first, again  # the plan is made from the first; neither is needed beyond that
             return self._check(key, inputs, before, loss, extra)
         if opt is not None:
-            opt.step()
+            self._step_optimizer()
         return _detached(loss, extra)
 
     def _check(
@@ -612,7 +678,7 @@ class CapturedStep:
                 t.grad = normal[k]
         del normal  # otherwise the replay's, which agree with them: free these before the step
         if opt is not None:
-            opt.step()
+            self._step_optimizer()
         if replayed is None:  # stale already (the parameters moved)
             self._forget(stacklevel=5)
         elif ok:
@@ -707,7 +773,12 @@ def _close(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> bool:
 
 
 def capture(
-    fn: Callable[..., Any], *, optimizer: Any = None, check: bool = True, warn: bool = True
+    fn: Callable[..., Any],
+    *,
+    optimizer: Any = None,
+    check: bool = True,
+    warn: bool = True,
+    keep_grads: bool = True,
 ) -> CapturedStep:
     """Capture a training step ``fn(*inputs) -> loss`` for fast replay.
 
@@ -727,6 +798,16 @@ def capture(
     flat gradient buffer (the parameters' ``.grad`` are then views of it, overwritten at every
     step, as PyTorch's ``zero_grad(set_to_none=False)`` would leave them).
 
+    ``keep_grads=False`` (with an optimizer) ends each call with ``optimizer.zero_grad()``: the
+    parameters' ``.grad`` are None between steps, as with PyTorch's recipe of the optimizer step
+    fused into the backward pass. A step that keeps no gradients may compute them already
+    scaled, so that the update is one addition: for plain SGD (no momentum, weight decay or
+    maximize, one param group) a replay starts backward from -γ instead of 1, which makes the
+    flat gradient buffer receive the update -γ∇ itself, then adds it to the parameters. This
+    is the hand-written step's arithmetic (the floor in ``benchmarks/``); it agrees with
+    ``θ - γ∇`` to rounding, not bit for bit. Other optimizers, and SGD in other states, step as
+    usual (the lr, momentum and the rest are read at every call).
+
     Steps that draw random numbers (dropout) are never captured; ``warn`` says so (and when a
     replay disagrees, or its first calls ran other ops or constants each time). ``fn`` must
     compute the loss from its inputs and the parameters only with tinygrad_nn ops, the same ops
@@ -740,4 +821,4 @@ def capture(
     is one set of buffers: a call made while another thread is inside the same step runs
     normally.
     """
-    return CapturedStep(fn, check=check, optimizer=optimizer, warn=warn)
+    return CapturedStep(fn, check=check, optimizer=optimizer, warn=warn, keep_grads=keep_grads)

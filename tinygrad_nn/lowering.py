@@ -210,6 +210,8 @@ class Rule:
     emits the output's lines and returns it; ``backward`` emits, for each input that needs a
     gradient, its contribution (``g`` is the output's gradient, None when it is exactly 1)."""
 
+    scalar_grad = False  # True: backward only multiplies by g, which may be a Python float
+
     def __init__(self, node: Any, args: list[Value | None], kwargs: dict[str, Any]) -> None:
         self.node, self.args, self.kwargs = node, args, kwargs
 
@@ -362,6 +364,8 @@ class ReLURule(_Unary):
 class MSERule(Rule):
     """L = c · Σ (a - y)² (mse_loss, quadratic_cost);  da = 2c (a - y) · g,  dy = -da."""
 
+    scalar_grad = True  # g only scales: a Python float may stand for it
+
     @classmethod
     def applies(cls, args, kwargs, out):
         if len(args) != 2 or set(kwargs) - {"scale"}:
@@ -405,6 +409,8 @@ class CrossEntropyRule(Rule):
     """Softmax cross-entropy of logits z (n, C) at class indices t (n,), mean or sum:
     L = Σᵢ (log Σ_c e^(zᵢ - mᵢ) - (zᵢₜ - mᵢ)) · k  (k = 1/n or 1);
     dz = (softmax(z) - onehot) · k."""
+
+    scalar_grad = True
 
     @classmethod
     def applies(cls, args, kwargs, out):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from operator import is_not
 from typing import Any
 
 import numpy as np
@@ -84,21 +83,22 @@ class SGD(Optimizer):
             group["maximize"],
         )
 
-    def _captured_step(self) -> Callable[[], Any]:
-        """For one group of plain SGD (no momentum, weight decay or maximize) laid out flat,
-        with every gradient in the flat gradient buffer (as a captured step leaves them): the
-        update θ ← θ - γ∇ on the whole buffer, without the checks of :meth:`step`, which runs
-        instead whenever the optimizer is in another state."""
+    def _plain_lr(self) -> tuple[Callable[[], float | None], np.ndarray, np.ndarray] | None:
+        """For one group of plain SGD (no momentum, weight decay or maximize) laid out flat, with
+        its flat gradient buffer made: ``(lr_now, data, grad)``, the flat parameter and gradient
+        arrays and a function giving γ when :meth:`step` would do exactly θ ← θ - γ∇ on the
+        whole buffer now, None when the optimizer is in another state; None in other layouts.
+        The caller (a captured step's plan) checks that the group's parameter list is still
+        the one laid out."""
         flats = self._flats
         if len(self.param_groups) != 1 or len(flats) != 1 or type(flats[0]) is not FlatGroup:
-            return self.step
+            return None
         group, flat = self.param_groups[0], flats[0]
         data, grad, groups = flat.data, flat.grad, self.param_groups
         if grad is None:
-            return self.step
-        full, params, n = self.step, flat.params, len(flat.params)
+            return None
 
-        def step() -> None:
+        def lr_now() -> float | None:
             lr = group["lr"]
             if (
                 type(lr) is not float
@@ -110,9 +110,25 @@ class SGD(Optimizer):
                 or len(groups) != 1
                 or flats[0] is not flat
                 or flat.grad is not grad
-                or len(group["params"]) != n
-                or any(map(is_not, group["params"], params))  # the group's list was edited
             ):
+                return None
+            return lr
+
+        return lr_now, data, grad
+
+    def _captured_step(self) -> Callable[[], Any]:
+        """With every gradient in the flat gradient buffer (as a captured step leaves them):
+        plain SGD's update θ ← θ - γ∇ on the whole buffer, without the checks of :meth:`step`,
+        which runs instead whenever the optimizer is in another state (see :meth:`_plain_lr`)."""
+        plain = self._plain_lr()
+        if plain is None:
+            return self.step
+        lr_now, data, grad = plain
+        full = self.step
+
+        def step() -> None:
+            lr = lr_now()
+            if lr is None:
                 full()
             else:  # what _sgd_update does for plain SGD on the one-array layout
                 np.add(data, grad * -lr, out=data)

@@ -1,0 +1,742 @@
+"""``capture(fn, optimizer=opt, keep_grads=False)``: every call ends with ``opt.zero_grad()``,
+and for plain SGD a replay folds the update into backward (seed -lr, one addition). Each test
+trains a captured copy and an eager copy of one model side by side: the eager step is
+``zero_grad(); loss.backward(); step(); zero_grad()``. The fold changes the arithmetic, so the
+two agree to rounding, not bit for bit."""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_nn as tg
+from tinygrad_nn import nn
+from tinygrad_nn.capture import capture
+from tinygrad_nn.nn import functional as F
+
+FOLD = "add(DATA, GFLAT, out=DATA)"
+LR_READ = "lr = LR() if step else None"
+FLOAT_SEED = "seed = 1.0 if lr is None else -lr"  # fused MSE / cross-entropy at the root
+ARRAY_SEED = "SEED.fill(1.0 if lr is None else -lr)"  # any other op at the root
+RTOL, ATOL = 1e-5, 1e-6
+GRAD_RTOL, GRAD_ATOL = 1e-4, 1e-6
+
+
+# ---------------------------------------------------------------------- models and losses
+
+
+def sigmoid_net(seed, sizes=(6, 5, 3), out_act=True):
+    """Nielsen's network: Dense and Sigmoid layers (sigmoid outputs unless ``out_act`` is False)."""
+    tg.manual_seed(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Dense(a, b))
+        if out_act or i < len(sizes) - 2:
+            layers.append(nn.Sigmoid())
+    return nn.Sequential(*layers)
+
+
+def relu_net(seed):
+    tg.manual_seed(seed)
+    return nn.Sequential(nn.Dense(6, 8), nn.ReLU(), nn.Dense(8, 3))
+
+
+class Tied(nn.Module):
+    """One Dense layer used twice: its parameters get two contributions each."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = nn.Dense(6, 6)
+        self.head = nn.Dense(6, 3)
+
+    def forward(self, x):
+        return self.head(self.inner(self.inner(x).sigmoid()).sigmoid()).sigmoid()
+
+
+class RootBias(nn.Module):
+    """A net and a scalar Parameter added to the loss itself: the root's gradient (the seed)
+    reaches that parameter unchanged."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Dense(6, 5), nn.Sigmoid(), nn.Dense(5, 3), nn.Sigmoid())
+        self.b = nn.Parameter(np.full((), 0.5, np.float32))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def tied(seed):
+    tg.manual_seed(seed)
+    return Tied()
+
+
+def root_bias(seed):
+    tg.manual_seed(seed)
+    return RootBias()
+
+
+def generic_mean(m, x, y):
+    d = m(x) - y
+    return (d * d).mean()
+
+
+def generic_sum(m, x, y):
+    d = m(x) - y
+    return (d * d).sum() * 0.5
+
+
+# name: (model builder, loss(model, x, y), targets "real" or "labels", the seed's form, lr)
+CASES = {
+    "nielsen_quadratic": (sigmoid_net, lambda m, x, y: F.quadratic_cost(m(x), y), "real", "f", 3.0),
+    "relu_cross_entropy": (relu_net, lambda m, x, t: F.cross_entropy(m(x), t), "labels", "f", 0.3),
+    "relu_cross_entropy_sum": (
+        relu_net,
+        lambda m, x, t: F.cross_entropy(m(x), t, reduction="sum"),
+        "labels",
+        "f",
+        0.05,
+    ),
+    "mse_loss": (sigmoid_net, lambda m, x, y: F.mse_loss(m(x), y), "real", "f", 2.0),
+    "mse_loss_sum": (
+        sigmoid_net,
+        lambda m, x, y: F.mse_loss(m(x), y, reduction="sum"),
+        "real",
+        "f",
+        0.2,
+    ),
+    "generic_mean": (sigmoid_net, generic_mean, "real", "a", 2.0),
+    "generic_sum": (sigmoid_net, generic_sum, "real", "a", 0.3),
+    "scaled_mse": (sigmoid_net, lambda m, x, y: F.mse_loss(m(x), y) * 3.0, "real", "a", 0.7),
+    "tied_weights": (tied, lambda m, x, y: F.quadratic_cost(m(x), y), "real", "f", 3.0),
+    "seed_reaches_a_parameter": (
+        root_bias,
+        lambda m, x, y: F.quadratic_cost(m(x), y) + m.b,
+        "real",
+        "a",
+        1.5,
+    ),
+}
+
+
+def batch(rng, targets, n=8, nin=6, nout=3):
+    x = rng.standard_normal((n, nin)).astype(np.float32)
+    if targets == "labels":
+        return x, rng.integers(0, nout, n)
+    return x, rng.random((n, nout)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def eager_step(model, opt, fn, x, y):
+    """The uncaptured step keep_grads=False stands for: ``(fn's result, the gradients)``."""
+    opt.zero_grad()
+    out = fn(model, tg.Tensor(x), tg.Tensor(y))
+    loss = out[0] if isinstance(out, tuple) else out
+    loss.backward()
+    grads = [None if p.grad is None else p.grad.copy() for p in model.parameters()]
+    opt.step()
+    opt.zero_grad()
+    return out, grads
+
+
+def flat_grad(opt):
+    """The optimizer's flat gradient buffer (what a replay wrote into)."""
+    (flat,) = opt._flats
+    assert flat.grad is not None
+    return flat.grad
+
+
+def joined(grads):
+    return np.concatenate([g.ravel() for g in grads])
+
+
+def the_source(step):
+    (plan,) = step._plans.values()
+    assert plan is not None, "the step was not captured"
+    return plan.source
+
+
+def assert_grads_none(params, when=""):
+    held = [i for i, p in enumerate(params) if p.grad is not None]
+    assert not held, f"parameters {held} kept a .grad {when}"
+
+
+def assert_same_params(a, b, rtol=RTOL, atol=ATOL):
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(p.data, q.data, rtol=rtol, atol=atol)
+
+
+def twins(builder, seed=0, opt=None):
+    opt = opt or (lambda ps: tg.optim.SGD(ps, lr=0.5))
+    a, b = builder(seed), builder(seed)
+    return a, b, opt(a.parameters()), opt(b.parameters())
+
+
+# ---------------------------------------------------------------------- 1. agreement
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_folded_sgd_trains_like_eager_sgd(case):
+    builder, fn, targets, seed_form, lr = CASES[case]
+    a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no capture warning: traced, verified, replayed
+        for i in range(8):
+            x, y = batch(rng, targets)
+            got = step(x, y)
+            want, grads = eager_step(b, ob, fn, x, y)
+            np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+            assert_grads_none(a.parameters(), f"after call {i}")
+            if i >= 2:  # a replay: the flat gradient buffer received -lr * grad itself
+                np.testing.assert_allclose(
+                    flat_grad(oa), -lr * joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL
+                )
+            assert_same_params(a, b)
+    assert step._verified
+    src = the_source(step)
+    assert FOLD in src and LR_READ in src
+    assert (FLOAT_SEED if seed_form == "f" else ARRAY_SEED) in src
+    assert (ARRAY_SEED if seed_form == "f" else FLOAT_SEED) not in src
+
+
+def test_float64_parameters_fold_too():
+    def f64(seed):
+        m = sigmoid_net(seed)
+        for p in m.parameters():
+            p.data = p.data.astype(np.float64)
+        return m
+
+    def fn(m, x, y):
+        return generic_mean(m, x, y.astype(np.float64))
+
+    a, b, oa, ob = twins(f64, opt=lambda ps: tg.optim.SGD(ps, lr=0.8))
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        x, y = batch(rng, "real")
+        x, y = tg.Tensor(x, dtype=np.float64), tg.Tensor(y, dtype=np.float64)
+        got = step(x, y)
+        want, grads = eager_step(b, ob, fn, x, y)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got.data, want.data, rtol=1e-12)
+        assert_grads_none(a.parameters(), f"after call {i}")
+        if i >= 2:
+            np.testing.assert_allclose(flat_grad(oa), -0.8 * joined(grads), rtol=1e-10)
+    assert FOLD in the_source(step)
+    assert_same_params(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_two_batch_sizes_each_get_a_folded_plan():
+    # an epoch whose last batch is smaller: a plan per input shape, both folding
+    builder, fn, targets, _, lr = CASES["nielsen_quadratic"]
+    a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(3)
+    for epoch in range(4):
+        for n in (8, 8, 3):
+            x, y = batch(rng, targets, n=n)
+            got = step(x, y)
+            want, _ = eager_step(b, ob, fn, x, y)
+            np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+            assert_grads_none(a.parameters(), f"in epoch {epoch}")
+    assert len(step._plans) == 2
+    assert all(plan is not None and FOLD in plan.source for plan in step._plans.values())
+    assert_same_params(a, b)
+
+
+LOSS_KINDS = ("quadratic", "mse", "cross_entropy", "generic_mean", "generic_sum")
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    lr=st.floats(0.0, 5.0, allow_nan=False, allow_infinity=False),
+    n=st.integers(1, 7),
+    kind=st.sampled_from(LOSS_KINDS),
+)
+def test_property_each_replayed_step_is_an_sgd_step(seed, lr, n, kind):
+    # the eager twin is synced to the captured model before each step, so that only one
+    # step's rounding separates them (a large lr may make training chaotic)
+    if kind == "cross_entropy":
+        a, b = relu_net(seed), relu_net(seed)
+    else:
+        a, b = sigmoid_net(seed), sigmoid_net(seed)
+    fn = {
+        "quadratic": lambda m, x, y: F.quadratic_cost(m(x), y),
+        "mse": lambda m, x, y: F.mse_loss(m(x), y),
+        "cross_entropy": lambda m, x, t: F.cross_entropy(m(x), t),
+        "generic_mean": generic_mean,
+        "generic_sum": generic_sum,
+    }[kind]
+    oa, ob = tg.optim.SGD(a.parameters(), lr=lr), tg.optim.SGD(b.parameters(), lr=lr)
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(seed)
+    for i in range(5):
+        x, y = batch(rng, "labels" if kind == "cross_entropy" else "real", n=n)
+        for p, q in zip(a.parameters(), b.parameters()):
+            q.data[...] = p.data
+        before = [p.data.copy() for p in a.parameters()]
+        got = step(x, y)
+        want, grads = eager_step(b, ob, fn, x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_grads_none(a.parameters(), f"after call {i}")
+        for p, p0, g in zip(a.parameters(), before, grads):
+            # θ moved by -lr ∇, to rounding (the fold rounds -lr ∇ through the backward pass)
+            err = np.abs((p.data - p0) + lr * g)
+            bound = 1e-4 * np.abs(lr * g) + 1e-6 * (max(1.0, lr) + np.abs(p0))
+            assert np.all(err <= bound), f"call {i}: off by {np.max(err - bound)}"
+        if lr == 0.0:
+            for p, p0 in zip(a.parameters(), before):
+                np.testing.assert_array_equal(p.data, p0)
+    assert FOLD in the_source(step)
+
+
+# ---------------------------------------------------------------------- 2. lr read per call
+
+
+def test_lr_changed_between_calls_is_used_by_the_replay():
+    builder, fn, targets, _, _ = CASES["mse_loss"]
+    a, b, oa, ob = twins(builder)
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(4)
+    schedule = [0.5, 0.5, 0.5, 0.5, 2.0, 0.1, 0.0, 0.0, 1.25, 3.0]
+    for i, lr in enumerate(schedule):
+        oa.param_groups[0]["lr"] = ob.param_groups[0]["lr"] = lr
+        x, y = batch(rng, targets)
+        before = [p.data.copy() for p in a.parameters()]
+        got = step(x, y)
+        want, grads = eager_step(b, ob, fn, x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_grads_none(a.parameters(), f"after call {i}")
+        if i >= 2:
+            np.testing.assert_allclose(
+                flat_grad(oa), -lr * joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL
+            )
+        if lr == 0.0:  # nothing moves
+            for p, p0 in zip(a.parameters(), before):
+                np.testing.assert_array_equal(p.data, p0)
+        assert_same_params(a, b)
+    assert FOLD in the_source(step) and step._verified
+
+
+def test_a_scheduler_drives_the_folded_step():
+    builder, fn, targets, _, _ = CASES["relu_cross_entropy"]
+    a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=0.8))
+    sa = tg.optim.lr_scheduler.StepLR(oa, step_size=2, gamma=0.5)
+    sb = tg.optim.lr_scheduler.StepLR(ob, step_size=2, gamma=0.5)
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(5)
+    for i in range(10):
+        lr = oa.param_groups[0]["lr"]
+        x, y = batch(rng, targets)
+        got = step(x, y)
+        want, grads = eager_step(b, ob, fn, x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_grads_none(a.parameters(), f"after call {i}")
+        if i >= 2:
+            np.testing.assert_allclose(
+                flat_grad(oa), -lr * joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL
+            )
+        sa.step()
+        sb.step()
+    assert oa.param_groups[0]["lr"] == pytest.approx(0.8 * 0.5**5)
+    assert_same_params(a, b)
+
+
+def test_lr_zero_from_the_start_leaves_the_parameters_unchanged():
+    builder, fn, targets, _, _ = CASES["generic_mean"]
+    a = builder(0)
+    opt = tg.optim.SGD(a.parameters(), lr=0.0)
+    step = capture(lambda x, y: fn(a, x, y), optimizer=opt, keep_grads=False)
+    rng = np.random.default_rng(6)
+    x, y = batch(rng, targets)
+    step(x, y)  # lays the parameters out flat: their arrays change, not their values
+    start = [p.data.copy() for p in a.parameters()]
+    for i in range(5):
+        step(*batch(rng, targets))
+        assert_grads_none(a.parameters(), f"after call {i}")
+        for p, p0 in zip(a.parameters(), start):
+            np.testing.assert_array_equal(p.data, p0)
+    assert FOLD in the_source(step)
+
+
+# ---------------------------------------------------------------------- 3. other SGD states
+
+
+def test_momentum_and_weight_decay_switched_on_mid_run_match_eager():
+    builder, fn, targets, _, _ = CASES["nielsen_quadratic"]
+    a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=1.0))
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(7)
+    changes = {  # call -> the group's options from then on
+        3: {"momentum": 0.9},
+        6: {"momentum": 0.0},  # plain again: folds, the momentum buffer untouched
+        8: {"momentum": 0.9, "nesterov": True},  # the old buffer is used again
+        10: {"momentum": 0.0, "nesterov": False, "weight_decay": 0.01},
+        12: {"weight_decay": 0.0, "maximize": True},
+        13: {"maximize": False, "dampening": 0.5},  # dampening alone: still plain SGD
+        15: {"momentum": 0.5},
+    }
+    plain = True
+    for i in range(17):
+        if i in changes:
+            for opt in (oa, ob):
+                opt.param_groups[0].update(changes[i])
+            g = oa.param_groups[0]
+            plain = not (g["momentum"] or g["weight_decay"] or g["maximize"])
+        x, y = batch(rng, targets)
+        got = step(x, y)
+        want, grads = eager_step(b, ob, fn, x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_grads_none(a.parameters(), f"after call {i}")
+        if i >= 2:  # folded (-lr ∇) while plain, the gradient itself (seed 1) otherwise
+            scale = -oa.param_groups[0]["lr"] if plain else 1.0
+            np.testing.assert_allclose(
+                flat_grad(oa), scale * joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL
+            )
+        assert_same_params(a, b)
+    assert "momentum_buffer" in next(iter(oa.state.values()))
+    assert FOLD in the_source(step) and step._verified
+
+
+@pytest.mark.parametrize(
+    "options", [{"momentum": 0.9}, {"weight_decay": 0.05}, {"momentum": 0.9, "nesterov": True}]
+)
+def test_sgd_built_with_momentum_or_weight_decay_matches_eager(options):
+    builder, fn, targets, _, _ = CASES["relu_cross_entropy"]
+    a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=0.2, **options))
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(8)
+    for i in range(8):
+        x, y = batch(rng, targets)
+        got = step(x, y)
+        want, grads = eager_step(b, ob, fn, x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_grads_none(a.parameters(), f"after call {i}")
+        if i >= 2:  # not folded: the buffer holds the gradient
+            np.testing.assert_allclose(flat_grad(oa), joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL)
+    assert step._verified
+    assert_same_params(a, b)
+
+
+# ---------------------------------------------------------------------- 4. other optimizers
+
+
+@pytest.mark.parametrize("opt_cls", [tg.optim.Adam, tg.optim.AdamW])
+def test_adam_with_keep_grads_false_matches_eager_adam(opt_cls):
+    builder, fn, targets, _, _ = CASES["nielsen_quadratic"]
+    a, b, oa, ob = twins(builder, opt=lambda ps: opt_cls(ps, lr=0.02))
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(8):
+            x, y = batch(rng, targets)
+            got = step(x, y)
+            want, _ = eager_step(b, ob, fn, x, y)
+            np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+            assert_grads_none(a.parameters(), f"after call {i}")
+            assert_same_params(a, b)
+    src = the_source(step)
+    assert step._verified
+    assert FOLD not in src and LR_READ not in src
+    assert "STEP()" in src
+
+
+def test_two_param_groups_do_not_fold():
+    builder, fn, targets, _, _ = CASES["nielsen_quadratic"]
+
+    def opt(ps):
+        ps = list(ps)
+        return tg.optim.SGD([{"params": ps[:2]}, {"params": ps[2:], "lr": 1.0}], lr=3.0)
+
+    a, b, oa, ob = twins(builder, opt=opt)
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(10)
+    for i in range(6):
+        x, y = batch(rng, targets)
+        got = step(x, y)
+        want, grads = eager_step(b, ob, fn, x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_grads_none(a.parameters(), f"after call {i}")
+        if i >= 2:  # each group's flat buffer holds its gradients, unscaled
+            for flat, part in zip(oa._flats, (grads[:2], grads[2:])):
+                np.testing.assert_allclose(flat.grad, joined(part), rtol=GRAD_RTOL, atol=GRAD_ATOL)
+    assert step._verified
+    assert_same_params(a, b)
+
+
+# ---------------------------------------------------------------------- 5. when not to fold
+
+
+def test_a_parameter_the_loss_does_not_reach_stops_the_fold():
+    builder, fn, targets, _, _ = CASES["nielsen_quadratic"]
+    a, b = builder(0), builder(0)
+    ua, ub = (nn.Parameter(np.full((2, 2), 0.5, np.float32)) for _ in range(2))
+    oa = tg.optim.SGD([*a.parameters(), ua], lr=3.0)
+    ob = tg.optim.SGD([*b.parameters(), ub], lr=3.0)
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(11)
+    for i in range(7):
+        x, y = batch(rng, targets)
+        got = step(x, y)
+        want, grads = eager_step(b, ob, fn, x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_grads_none([*a.parameters(), ua], f"after call {i}")
+        np.testing.assert_array_equal(ua.data, np.full((2, 2), 0.5, np.float32))
+        if i >= 2:  # not folded: the model's part of the buffer holds its gradients
+            np.testing.assert_allclose(
+                flat_grad(oa)[: -ua.data.size], joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL
+            )
+    assert step._verified
+    assert_same_params(a, b)
+
+
+@pytest.mark.parametrize("case", ["nielsen_quadratic", "generic_mean"])
+def test_a_leaf_outside_the_optimizer_stops_the_fold_and_gets_its_true_gradient(case):
+    builder, fn, targets, _, lr = CASES[case]
+    a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
+    ca = tg.Tensor(np.array([1.0, 0.5, 2.0], np.float32), requires_grad=True)
+    cb = tg.Tensor(np.array([1.0, 0.5, 2.0], np.float32), requires_grad=True)
+
+    def scaled(c):  # the outputs scaled by c: c requires grad, the optimizer does not own it
+        return lambda m, x, y: fn(lambda v: m(v) * c, x, y)
+
+    step = capture(lambda x, y: scaled(ca)(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(12)
+    total = np.zeros(3, np.float32)
+    for i in range(7):
+        x, y = batch(rng, targets)
+        got = step(x, y)
+        want, grads = eager_step(b, ob, scaled(cb), x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_grads_none(a.parameters(), f"after call {i}")
+        # not the optimizer's: zero_grad leaves it, so it accumulates the unscaled gradient
+        assert ca.grad is not None
+        np.testing.assert_allclose(ca.grad, cb.grad, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+        if i == 0:
+            total = cb.grad.copy()
+        if i >= 2:
+            np.testing.assert_allclose(flat_grad(oa), joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL)
+    assert not np.allclose(ca.grad, total)  # it did accumulate
+    np.testing.assert_array_equal(ca.data, [1.0, 0.5, 2.0])
+    assert step._verified
+    assert_same_params(a, b)
+
+
+def test_a_frozen_parameter_stops_the_fold_until_it_is_unfrozen():
+    builder, fn, targets, _, lr = CASES["mse_loss"]
+    a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
+    a[0].weight.requires_grad = b[0].weight.requires_grad = False
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(13)
+    for i in range(9):
+        if i == 4:
+            a[0].weight.requires_grad = b[0].weight.requires_grad = True
+        x, y = batch(rng, targets)
+        got = step(x, y)
+        want, grads = eager_step(b, ob, fn, x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_grads_none(a.parameters(), f"after call {i}")
+        assert_same_params(a, b)
+        if i in (2, 3):  # frozen: not folded (its part of the buffer would not be written)
+            assert grads[0] is None
+            views = oa._flats[0].grad_views()
+            for view, g in zip(views[1:], grads[1:]):
+                np.testing.assert_allclose(view, g, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+        if i >= 7:  # captured anew, every parameter trained: folded
+            np.testing.assert_allclose(
+                flat_grad(oa), -lr * joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL
+            )
+    assert FOLD in the_source(step)
+
+
+# ---------------------------------------------------------------------- 6. needs an optimizer
+
+
+def test_keep_grads_false_without_an_optimizer_is_an_error():
+    m = sigmoid_net(0)
+    with pytest.raises(ValueError, match="keep_grads"):
+        capture(lambda x, y: F.mse_loss(m(x), y), keep_grads=False)
+    with pytest.raises(ValueError, match="keep_grads"):
+        tg.capture(lambda x, y: F.mse_loss(m(x), y), optimizer=None, keep_grads=False)
+
+
+# ---------------------------------------------------------------------- 7. keep_grads=True
+
+
+@pytest.mark.parametrize("case", ["nielsen_quadratic", "relu_cross_entropy", "generic_mean"])
+def test_keep_grads_true_keeps_the_gradients_and_does_not_fold(case):
+    builder, fn, targets, _, lr = CASES[case]
+    a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa)  # keep_grads=True by default
+    rng = np.random.default_rng(14)
+    for i in range(6):
+        x, y = batch(rng, targets)
+        got = step(x, y)
+        want, grads = eager_step(b, ob, fn, x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        for p, g in zip(a.parameters(), grads):
+            assert p.grad is not None, f"call {i} dropped a gradient"
+            np.testing.assert_allclose(p.grad, g, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+        if i >= 2:  # replays: the gradients are views of the optimizer's flat buffer
+            buf = flat_grad(oa)
+            assert all(np.shares_memory(p.grad, buf) for p in a.parameters())
+            np.testing.assert_allclose(buf, joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL)
+        assert_same_params(a, b)
+    src = the_source(step)
+    assert step._verified
+    assert FOLD not in src and LR_READ not in src
+    assert FLOAT_SEED not in src and ARRAY_SEED not in src
+
+
+def test_keep_grads_is_per_step_on_one_optimizer():
+    # a keep_grads=False step and a default one sharing the model and the optimizer
+    builder, fn, targets, _, lr = CASES["nielsen_quadratic"]
+    a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
+    lean = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    keep = capture(lambda x, y: fn(a, x, y), optimizer=oa)
+    rng = np.random.default_rng(15)
+    for i in range(6):
+        for captured in (lean, keep):
+            x, y = batch(rng, targets)
+            got = captured(x, y)
+            want, grads = eager_step(b, ob, fn, x, y)
+            np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+            if captured is lean:
+                assert_grads_none(a.parameters(), f"after call {i}")
+            else:
+                for p, g in zip(a.parameters(), grads):
+                    np.testing.assert_allclose(p.grad, g, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+    assert FOLD in the_source(lean) and FOLD not in the_source(keep)
+    assert_same_params(a, b)
+
+
+# ---------------------------------------------------------------------- 8. extra outputs
+
+
+@pytest.mark.parametrize("case", ["nielsen_quadratic", "generic_mean", "relu_cross_entropy"])
+def test_fn_returning_the_loss_and_an_output(case):
+    builder, fn, targets, _, lr = CASES[case]
+
+    def with_output(m, x, y):
+        out = m(x)
+        return fn(lambda _: out, x, y), out
+
+    a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
+    step = capture(lambda x, y: with_output(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(16)
+    kept = []
+    for i in range(7):
+        x, y = batch(rng, targets)
+        got = step(x, y)
+        assert isinstance(got, tuple) and len(got) == 2
+        (want_loss, want_out), _ = eager_step(b, ob, with_output, x, y)
+        np.testing.assert_allclose(got[0].data, want_loss.data, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(got[1].data, want_out.data, rtol=RTOL, atol=ATOL)
+        assert not got[0].requires_grad and not got[1].requires_grad
+        assert_grads_none(a.parameters(), f"after call {i}")
+        kept.append((got[1].data.copy(), got[1]))
+    for copy, out in kept:  # each call's output is its own, not overwritten by later calls
+        np.testing.assert_array_equal(out.data, copy)
+    assert FOLD in the_source(step)
+    assert_same_params(a, b)
+
+
+# ---------------------------------------------------------------------- calls not replayed
+
+
+def test_grads_are_none_after_calls_that_run_normally():
+    # dropout: never captured, every call runs normally
+    def drop(seed):
+        tg.manual_seed(seed)
+        return nn.Sequential(nn.Dense(6, 8), nn.Sigmoid(), nn.Dropout(0.3), nn.Dense(8, 3))
+
+    fn = CASES["mse_loss"][1]
+    a, b, oa, ob = twins(drop)
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False, warn=False)
+    rng = np.random.default_rng(17)
+    for i in range(4):
+        x, y = batch(rng, "real")
+        tg.manual_seed(100 + i)
+        got = step(x, y)
+        tg.manual_seed(100 + i)
+        want, _ = eager_step(b, ob, fn, x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_grads_none(a.parameters(), f"after call {i}")
+    assert list(step._plans.values()) == [None]
+    assert_same_params(a, b)
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_grads_are_none_after_a_stale_plan_and_its_new_capture(check):
+    builder, fn, targets, _, lr = CASES["nielsen_quadratic"]
+    a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False, check=check)
+    rng = np.random.default_rng(18)
+    for i in range(10):
+        if i == 4:  # the user replaces a parameter's array: the plan is stale
+            a[0].weight.data = a[0].weight.data.copy()
+        x, y = batch(rng, targets)
+        got = step(x, y)
+        want, _ = eager_step(b, ob, fn, x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_grads_none(a.parameters(), f"after call {i}")
+        assert_same_params(a, b)
+    assert FOLD in the_source(step)
+
+
+def test_a_call_whose_mask_selects_another_count_runs_normally():
+    # a mask given as an input: when its count of True differs, the plan skips to normal
+    def masked(m, x, y, mask):
+        return F.mse_loss(m(x)[mask], y[mask])
+
+    a, b, oa, ob = twins(sigmoid_net, opt=lambda ps: tg.optim.SGD(ps, lr=2.0))
+    step = capture(lambda x, y, k: masked(a, x, y, k), optimizer=oa, keep_grads=False)
+    first = np.array([1, 1, 1, 0, 0, 0, 1, 0], bool)
+    masks = [first, first, first, first[::-1].copy(), np.ones(8, bool), first, first]
+    rng = np.random.default_rng(19)
+    for i, mask in enumerate(masks):
+        x, y = batch(rng, "real")
+        got = step(x, tg.Tensor(y), mask)
+        ob.zero_grad()
+        want = masked(b, tg.Tensor(x), tg.Tensor(y), mask)
+        want.backward()
+        ob.step()
+        ob.zero_grad()
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_grads_none(a.parameters(), f"after call {i}")
+        assert_same_params(a, b)
+    assert step._verified
+
+
+# ---------------------------------------------------------------------- the group's list edited
+
+
+def test_parameters_taken_out_of_the_optimizer_keep_the_gradients_eager_leaves():
+    # training the last layer only from call 4: optimizer.zero_grad() no longer clears the
+    # first layer's gradients, so eager (and the uncaptured step) accumulate them there
+    builder, fn, targets, _, lr = CASES["mse_loss"]
+    a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(20)
+    for i in range(7):
+        if i == 4:
+            oa.param_groups[0]["params"] = [a[2].weight, a[2].bias]
+            ob.param_groups[0]["params"] = [b[2].weight, b[2].bias]
+        x, y = batch(rng, targets)
+        got = step(x, y)
+        want, _ = eager_step(b, ob, fn, x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_same_params(a, b)
+        assert_grads_none(oa.param_groups[0]["params"], f"after call {i}")
+        for k, (p, q) in enumerate(zip(a.parameters(), b.parameters())):
+            assert (p.grad is None) == (q.grad is None), f"call {i}, parameter {k}"
+            if q.grad is not None:
+                np.testing.assert_allclose(p.grad, q.grad, rtol=GRAD_RTOL, atol=GRAD_ATOL)
