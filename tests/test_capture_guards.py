@@ -177,15 +177,18 @@ def test_float64_arrays_and_float64_tensors_are_told_apart(order):
         assert_same(a, b)
 
 
-def test_plans_are_forgotten_under_the_lock():
+@pytest.mark.parametrize("calls", [3, 5])
+def test_plans_are_forgotten_under_the_lock(calls):
     # a stale plan is dropped while the step's lock is held, never while another thread may be
-    # making a plan from the traces
+    # making a plan from the traces; after 3 calls the next replays through the general path,
+    # after 5 through the entry the last replay made for arguments like its own
     a = build(8)
     opt = tg.optim.SGD(a.parameters(), lr=0.5)
     step = capture(lambda x, y: quadratic(a, x, y), optimizer=opt)
     x, y = batch(0)
-    for _ in range(3):
+    for _ in range(calls):
         step(x, y)
+    assert (step._last is not None) == (calls > 4)
     held = []
     forget = step._forget
 

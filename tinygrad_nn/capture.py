@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -344,6 +345,7 @@ class _Plan:
             if name not in inner.co_names:
                 del env[name]
         self.leaves = leaves
+        self.entries: dict[tuple[Any, ...], Callable[..., Any]] = {}  # see CapturedStep._entry
 
     def run(self, arrays: list[np.ndarray], step: bool = True) -> np.ndarray | None:
         return self.run_arrays(*arrays, step=step)
@@ -424,7 +426,7 @@ class CapturedStep:
         self._traces: dict[Any, Tracer] = {}  # traced, no plan made yet
         self._verified: set[Any] = set()
         self._ready: dict[Any, _Plan] = {}  # raw argument shapes/dtypes -> a verified plan
-        self._last: tuple[Any, _Plan] | None = None
+        self._last: tuple[int, Callable[..., Any]] | None = None  # (arguments, entry), below
         self._stale = 0  # plans dropped since the last replay
         self._off = False  # stale too often: every call runs normally
         self._lock = threading.Lock()  # a plan's buffers serve one call at a time
@@ -460,28 +462,14 @@ class CapturedStep:
             self.optimizer.zero_grad()
 
     def __call__(self, *args: Any) -> Tensor:
-        last = self._last  # (argument shapes and dtypes, plan) of the last replay
-        if last is not None and STATE.grad_enabled and STATE.hook is None:
-            sig, plan = last
-            arrays = []
-            if len(args) == len(sig):
-                for a, (shape, dtype, tensor) in zip(args, sig):
-                    # a Tensor as it was; an array only if Tensor(array) did not convert it
-                    d = a.data if type(a) is Tensor and not a._rg else a
-                    if (
-                        type(d) is not ndarray
-                        or d.shape != shape
-                        or d.dtype is not dtype
-                        or (d is a) is tensor
-                    ):
-                        break
-                    arrays.append(d)
-                else:
-                    out = self._replay(plan, arrays)
-                    if out is _SKIP:
-                        return self._normal(self._inputs(args))
-                    if out is not None:
-                        return _wrap(out)
+        last = self._last  # the entry of the last replay, for arguments like its own
+        if last is not None and len(args) == last[0] and STATE.grad_enabled and STATE.hook is None:
+            out = last[1](*args)
+            if out is not _MISS:
+                if out is _SKIP:
+                    return self._normal(self._inputs(args))
+                if out is not None:
+                    return _make(out, False, None) if type(out) is not tuple else _wrap(out)
         try:
             key = tuple([(a.shape, a.dtype, isinstance(a, Tensor)) for a in args])
         except AttributeError:  # Python numbers or lists: the general path
@@ -500,7 +488,7 @@ class CapturedStep:
             if out is _SKIP:
                 return self._normal(self._inputs(args))
             if out is not None:
-                self._last = (_signature(args, arrays), plan)
+                self._last = (len(args), self._entry(_signature(args, arrays), plan))
                 self._stale = 0
                 return _wrap(out)
         inputs = self._inputs(args)
@@ -526,6 +514,48 @@ class CapturedStep:
             self._remember(args, plan)
             self._stale = 0
             return _wrap(out)
+
+    def _entry(self, signature: tuple[Any, ...], plan: _Plan) -> Callable[..., Any]:
+        """The fast path of a call whose arguments are like ``signature`` (each one's shape,
+        dtype and whether it is a Tensor): a generated function of the arguments that checks
+        them (``_MISS`` if they are not like that) and replays ``plan`` as :meth:`_replay`
+        does. Made once per signature and plan."""
+        made = plan.entries.get(signature)
+        if made is not None:
+            return made
+        env: dict[str, Any] = {"Tensor": Tensor, "ndarray": ndarray, "MISS": _MISS}
+        lines, names = [], []
+        for k, (shape, dtype, tensor) in enumerate(signature):
+            env[f"S{k}"], env[f"D{k}"] = shape, dtype
+            if tensor:  # a Tensor as it was; an array only if Tensor(array) did not convert it
+                lines.append(f"    if type(a{k}) is not Tensor or a{k}._rg: return MISS")
+                lines.append(f"    d{k} = a{k}.data")
+            else:
+                lines.append(f"    d{k} = a{k}")
+            lines.append(
+                f"    if type(d{k}) is not ndarray or d{k}.shape != S{k} or d{k}.dtype is not D{k}:"
+                " return MISS"
+            )
+            names.append(f"d{k}")
+        env.update(ACQUIRE=self._lock.acquire, RELEASE=self._lock.release, RUN=plan.run_arrays)
+        env["SELF"] = weakref.ref(self)  # no reference cycle through the step
+        args = ", ".join(f"a{k}" for k in range(len(signature)))
+        source = "\n".join(
+            [f"def entry({args}):", *lines]
+            + [
+                "    if not ACQUIRE(False): return None",
+                "    try:",
+                f"        out = RUN({', '.join(names)})",
+                "        if out is None: SELF()._forget()  # stale: traced again (under the lock)",
+                "    finally:",
+                "        RELEASE()",
+                "    return out",
+                "",
+            ]
+        )
+        exec(compile(source, "<tinygrad_nn.capture entry>", "exec"), env)
+        made = plan.entries[signature] = env["entry"]
+        return made
 
     def _replay(self, plan: _Plan, arrays: list[np.ndarray]) -> Any:
         """Replay ``plan`` under the lock; None (and nothing run) when another thread is inside
@@ -690,6 +720,7 @@ class CapturedStep:
 
 
 _SKIP = object()  # a replay's answer: this call's inputs do not suit the plan, run it normally
+_MISS = object()  # an entry's answer: the arguments are not of the kinds it was made for
 _RANDOM = "the step draws random numbers (dropout?), which a replay would freeze"
 _FROZEN = {
     "volatile": "the step uses as a constant an array computed from values it computes (a "
