@@ -16,7 +16,7 @@ from collections.abc import Callable
 import floor
 import numpy as np
 import peers
-from workloads import ADAM_BETAS, ADAM_EPS, CAPTURED, EAGER, FLOOR, Batch, Net, Trainer
+from workloads import ADAM_BETAS, ADAM_EPS, CAPTURED, EAGER, FLOOR, LEAN, Batch, Net, Trainer
 
 Builder = Callable[[Net, list[np.ndarray], list[Batch]], Trainer]
 
@@ -124,11 +124,16 @@ def capture_status(step) -> str:
 
 
 def build_tinygrad(
-    net: Net, init: list[np.ndarray], batches: list[Batch], captured: bool = False
+    net: Net,
+    init: list[np.ndarray],
+    batches: list[Batch],
+    captured: bool = False,
+    keep_grads: bool = True,
 ) -> Trainer:
     """tinygrad_nn's step: eager (the graph built and walked every step), or ``captured`` with
     ``tinygrad_nn.capture`` — traced on the first call per input shape, checked against normal
-    execution on the second, replayed as a flat function afterwards."""
+    execution on the second, replayed as a flat function afterwards — keeping the gradients in
+    ``.grad`` or not (``keep_grads``: plain SGD then folds its update into backward)."""
     import tinygrad_nn as tg
 
     model = tinygrad_model(net, init)
@@ -142,7 +147,8 @@ def build_tinygrad(
     status = None
 
     if captured:
-        run = tg.capture(loss_fn, optimizer=opt)  # the whole step: zero_grad, loss, backward, step
+        # the whole step: zero_grad, loss, backward, step
+        run = tg.capture(loss_fn, optimizer=opt, keep_grads=keep_grads)
 
         def step():
             x, y = next(data)
@@ -168,12 +174,17 @@ def build_tinygrad_captured(net: Net, init: list[np.ndarray], batches: list[Batc
     return build_tinygrad(net, init, batches, captured=True)
 
 
+def build_tinygrad_lean(net: Net, init: list[np.ndarray], batches: list[Batch]) -> Trainer:
+    return build_tinygrad(net, init, batches, captured=True, keep_grads=False)
+
+
 def available() -> dict[str, Builder]:
     """Name → builder for every contender that can run here, the floor first."""
     found: dict[str, Builder] = {
         FLOOR: build_floor,
         EAGER: build_tinygrad,
         CAPTURED: build_tinygrad_captured,
+        LEAN: build_tinygrad_lean,
     }
     found.update(peers.available())
     return found

@@ -19,7 +19,7 @@ import time
 import floor
 import numpy as np
 from contenders import capture_status, tinygrad_loss, tinygrad_model, tinygrad_optimizers
-from workloads import CAPTURED, EAGER, FLOOR, NIELSEN, one_hot
+from workloads import CAPTURED, EAGER, FLOOR, LEAN, NIELSEN, one_hot
 
 EPOCH_IMAGES = 50_000
 BATCH = 10
@@ -85,12 +85,14 @@ def epoch_data(x: np.ndarray, y: np.ndarray, images: int, seed: int = 0):
 
 
 def runners(
-    init: list[np.ndarray], xs: np.ndarray, ys: np.ndarray, pairs, status: list[str]
+    init: list[np.ndarray], xs: np.ndarray, ys: np.ndarray, pairs, status: dict[str, list[str]]
 ) -> dict:
     """Name → a function that trains one epoch over the data from ``init`` and returns the
-    trained weights (only the time is reported). The captured runner appends to ``status``
-    whether its step replayed. Its epoch includes its trace and verification calls (2 of the
-    5,000 steps): they are part of training with capture."""
+    trained weights (only the time is reported). The captured runners add to ``status`` (by
+    contender) whether their step replayed. Their epoch includes the trace and verification
+    calls (2 of the 5,000 steps): they are part of training with capture. *captured* wraps
+    the loss and backward (``zero_grad`` and ``step`` around it); *keep_grads=False* wraps the
+    whole step, the optimizer included."""
     n, lr = len(xs), NIELSEN.lr
 
     def run_floor():
@@ -100,19 +102,24 @@ def runners(
             step(xs[k : k + BATCH], ys[k : k + BATCH])
         return net.params
 
-    def run_tinygrad(captured: bool):
+    def run_tinygrad(captured: bool, keep_grads: bool = True):
         import tinygrad_nn as tg
 
         model = tinygrad_model(NIELSEN, init)
         opt = tinygrad_optimizers()[0](list(model.parameters()), lr=lr)
         loss_fn = tinygrad_loss(NIELSEN, model)
-        if captured:
+        if not keep_grads:
+            run = tg.capture(loss_fn, optimizer=opt, keep_grads=False)
+            for k in range(0, n, BATCH):
+                run(xs[k : k + BATCH], ys[k : k + BATCH])
+            status.setdefault(LEAN, []).append(capture_status(run))
+        elif captured:
             run = tg.capture(loss_fn)
             for k in range(0, n, BATCH):
                 opt.zero_grad()
                 run(xs[k : k + BATCH], ys[k : k + BATCH])
                 opt.step()
-            status.append(capture_status(run))
+            status.setdefault(CAPTURED, []).append(capture_status(run))
         else:
             for k in range(0, n, BATCH):
                 opt.zero_grad()
@@ -129,6 +136,7 @@ def runners(
         FLOOR: run_floor,
         EAGER: lambda: run_tinygrad(False),
         CAPTURED: lambda: run_tinygrad(True),
+        LEAN: lambda: run_tinygrad(True, keep_grads=False),
         NETWORK_PY: run_network_py,
     }
 

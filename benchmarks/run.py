@@ -115,6 +115,11 @@ def agreement(builders, x, y) -> dict:
                 if W.CAPTURED in params and W.EAGER in params
                 else None
             ),
+            "lean_vs_eager": (
+                dist(params[W.LEAN], params[W.EAGER])
+                if W.LEAN in params and W.EAGER in params
+                else None
+            ),
             "status": status,
         }
     return out
@@ -180,7 +185,7 @@ def time_epoch(x, y, threads: int, cfg: dict) -> dict:
     images = cfg["epoch_images"]
     xs, ys, pairs = epoch.epoch_data(x, y, images)
     init = W.initial_params(W.NIELSEN)
-    status: list[str] = []
+    status: dict[str, list[str]] = {}
     runs = epoch.runners(init, xs, ys, pairs, status)
     wall, cpu = epoch.time_epochs(runs, cfg["epoch_repeats"])
     scale = epoch.EPOCH_IMAGES / images
@@ -189,9 +194,9 @@ def time_epoch(x, y, threads: int, cfg: dict) -> dict:
         "repeats": cfg["epoch_repeats"],
         "wall": {n: float(np.median(t)) * scale for n, t in wall.items()},
         "cpu": {n: float(np.median(t)) * scale for n, t in cpu.items()},
-        "status": {W.CAPTURED: sorted(set(status))},
+        "status": {name: sorted(set(sts)) for name, sts in status.items()},
     }
-    if any("NOT" in st for st in status):
+    if any("NOT" in st for sts in status.values() for st in sts):
         log(f"WARNING epoch: {status}")
     log(
         f"[{threads} thr] epoch {'cpu' if threads == 1 else 'wall'} s per 50k: "

@@ -49,6 +49,7 @@ ADAM_EPS = 1e-8
 FLOOR = "numpy floor"
 EAGER = "tinygrad_nn"
 CAPTURED = "tinygrad_nn (captured)"
+LEAN = "tinygrad_nn (captured, keep_grads=False)"
 
 
 def initial_params(net: Net, seed: int = 0) -> list[np.ndarray]:
