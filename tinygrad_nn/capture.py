@@ -282,13 +282,14 @@ class _Plan:
             env["OPT"], env["NGROUPS"] = optimizer, len(optimizer.param_groups)
             guards.append("len(OPT.param_groups) != NGROUPS")
             # each group's parameters, the ones the plan clears, hands gradients to and steps
+            named = {id(t): f"L{j}" for j, t in enumerate(leaves)}
             for i, group in enumerate(optimizer.param_groups):
                 guards.append(
                     f"len(g{i} := OPT.param_groups[{i}]['params']) != {len(group['params'])}"
                 )
                 for k, p in enumerate(group["params"]):
-                    env[f"P{i}_{k}"] = p
-                    guards.append(f"g{i}[{k}] is not P{i}_{k}")
+                    name = named.get(id(p)) or prog.const(f"P{i}_{k}", p)
+                    guards.append(f"g{i}[{k}] is not {name}")
         if guards:
             head.append(f"    if {' or '.join(guards)}: return None")
         if unreached:  # zero_grad's part for parameters the loss does not reach
