@@ -429,6 +429,7 @@ def test_prediction_recorder(moons):
     [
         ("cross_entropy", lambda p: Adam(p, lr=0.05)),
         ("mse", lambda p: SGD(p, lr=0.5, momentum=0.9)),
+        ("mse", lambda p: SGD(p, lr=0.5)),  # plain SGD: the update folded into backward
         (nn.BCEWithLogitsLoss(), lambda p: SGD(p, lr=0.5)),
     ],
 )
@@ -454,6 +455,8 @@ def test_captured_fit_matches_fit(moons, loss, make_opt):
         )
         histories.append(h)
         weights.append([p.data.copy() for p in model.parameters()])
+        # a captured fit keeps no gradients (keep_grads=False); fit keeps the last batch's
+        assert all((p.grad is None) == captured for p in model.parameters())
     for key in ("loss", "accuracy"):
         np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-4, atol=1e-6)
     for a, b in zip(*weights):
