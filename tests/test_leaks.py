@@ -233,12 +233,12 @@ def workload():
     model.load_state_dict(model.state_dict())
     opts[1].load_state_dict(opts[1].state_dict())
     step = tg.capture(lambda a, b: F.mse_loss(model(a), b))
-    for _ in range(3):  # trace, check, replay
+    for _ in range(5):  # trace, check, replay, then replays through the generated entry
         step(x, np.zeros((4, 3), np.float32))
     whole = tg.capture(  # a whole step, with the optimizer and an extra output
         lambda a, t: (F.cross_entropy(model(a), t), model(a)), optimizer=opts[2]
     )
-    for _ in range(3):
+    for _ in range(5):
         whole(x, labels)
 
 

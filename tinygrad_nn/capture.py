@@ -555,7 +555,7 @@ class CapturedStep:
             ]
         )
         exec(compile(source, "<tinygrad_nn.capture entry>", "exec"), env)
-        made = plan.entries[signature] = env["entry"]
+        made = plan.entries[signature] = env.pop("entry")  # env is its globals: no cycle
         return made
 
     def _replay(self, plan: _Plan, arrays: list[np.ndarray]) -> Any:
