@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import tinygrad_nn as tg
 from tinygrad_nn import nn
+from tinygrad_nn.autograd import Function
 from tinygrad_nn.capture import capture
 from tinygrad_nn.nn import functional as F
 
@@ -740,3 +741,52 @@ def test_parameters_taken_out_of_the_optimizer_keep_the_gradients_eager_leaves()
             assert (p.grad is None) == (q.grad is None), f"call {i}, parameter {k}"
             if q.grad is not None:
                 np.testing.assert_allclose(p.grad, q.grad, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+
+
+# ---------------------------------------------------------------------- 10. the user's own ops
+
+
+class ClipGrad(Function):
+    """Identity forward; backward clips the gradient it is given (not linear in it)."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g):
+        return np.clip(g, -0.01, 0.01)
+
+
+class OwnMSE(Function):
+    """A hand-written loss whose backward ignores the gradient it is given (1 in eager)."""
+
+    def forward(self, a, y):
+        self.save_for_backward(a, y)
+        return np.asarray(((a - y) ** 2).mean(), a.dtype)
+
+    def backward(self, g):
+        a, y = self.saved_tensors
+        return 2 * (a - y) / a.size, None
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda m, x, y: F.mse_loss(ClipGrad.apply(m(x)), y),
+        lambda m, x, y: OwnMSE.apply(m(x), y),
+    ],
+    ids=["clips_its_gradient", "ignores_its_gradient"],
+)
+def test_a_step_with_a_function_of_the_users_own_is_not_folded(fn):
+    # folding seeds backward with -lr, which needs every backward linear in its gradient: the
+    # library's ops are, these are not (folded, they trained otherwise, with no warning)
+    a, b, oa, ob = twins(sigmoid_net, opt=lambda ps: tg.optim.SGD(ps, lr=0.5))
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    rng = np.random.default_rng(30)
+    for i in range(6):
+        x, y = batch(rng, "real")
+        got = step(x, y)
+        want, _ = eager_step(b, ob, fn, x, y)
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+        assert_grads_none(a.parameters(), f"after call {i}")
+    assert FOLD not in the_source(step)
+    assert_same_params(a, b)

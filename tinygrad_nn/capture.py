@@ -31,6 +31,7 @@ from numpy import ndarray
 from .autograd import LEAF_LOCK, STATE, _fit_shape, run_backward
 from .lowering import RULES, Lowering, Program, Value
 from .optim.flat import FlatGroup
+from .optim.optimizer import Optimizer
 from .random import get_generator
 from .tensor import Tensor, _make, _to_array
 from .tracing import MODE_FREE, Derived, InputRef, Tracer, refers, same_trace
@@ -176,7 +177,8 @@ class _Plan:
         # where it has one for the parameter, into a buffer that is then accumulated into
         # .grad otherwise. (The flat buffer is made, if new, after compiling: the compiler's
         # memory comes and goes first.)
-        homes = _flat_grad_homes(optimizer)
+        # (With a zero_grad() of another kind than ours, the replay calls it and adds to .grad.)
+        homes = _flat_grad_homes(optimizer) if _zeroes_to_none(optimizer) else {}
         leaf_val = {id(t): values[id(t)] for t in leaves}
         dest: dict[int, Value] = {}
         views: dict[str, tuple[FlatGroup, int]] = {}  # G{j} -> its flat group and position
@@ -190,13 +192,17 @@ class _Plan:
 
         # Folding plain SGD into backward (keep_grads=False): every leaf's gradient goes to the
         # optimizer's flat buffer, and backward starts from the seed -γ instead of 1, so that
-        # buffer receives the update -γ∇ itself (each op's backward is linear in the gradient
-        # it is given) and one addition applies it: θ ← θ + (-γ∇).
-        params = _optimizer_params(optimizer)
+        # buffer receives the update -γ∇ itself and one addition applies it: θ ← θ + (-γ∇).
+        # That needs every op's backward to be linear in the gradient it is given: ours are
+        # (vector-Jacobian products); a Function of the user's own may not be (one that clips
+        # its gradient, say), so a step with one is not folded.
+        params = _optimizer_params(optimizer) if _zeroes_to_none(optimizer) else {}
         fold = (
             not keep_grads
+            and _steps_as_ours(optimizer)
             and hasattr(optimizer, "_plain_lr")
             and all(id(leaf_val[id(t)]) in dest for t in leaves if trace.rg[id(t)])
+            and all(_ours(node) for _, node, rule, _, _ in ops if rule is None)
         )
         seed = None
         if fold:  # (1 until the fold is known to apply: see below)
@@ -292,8 +298,13 @@ class _Plan:
                     guards.append(f"g{i}[{k}] is not {name}")
         if guards:
             head.append(f"    if {' or '.join(guards)}: return None")
-        if unreached:  # zero_grad's part for parameters the loss does not reach
+        cleared = [f"L{j}.grad" for j, t in enumerate(leaves) if id(t) in params]
+        if cleared:  # zero_grad's part (the gradients are handed over after backward)
+            head.append(f"    {' = '.join(cleared)} = None")
+        if unreached:  # and for parameters the loss does not reach
             head.append("    for p in UNREACHED: p.grad = None")
+        if optimizer is not None and not _zeroes_to_none(optimizer):
+            head.append("    if step: OPT.zero_grad()")  # (a check starts after the call's)
         if fold:  # -γ while plain SGD's update is what step() would do, else 1
             head.append("    lr = LR() if step else None")
             if seed.code == "seed":
@@ -313,8 +324,9 @@ class _Plan:
         else:
             end = tail + end
         if not keep_grads:  # what zero_grad() after the step would leave
-            cleared = [f"L{j}.grad" for j, t in enumerate(leaves) if id(t) in params]
-            if cleared:
+            if not _zeroes_to_none(optimizer):
+                end.append("if step: OPT.zero_grad()")
+            elif cleared:
                 end.append(f"if step: {' = '.join(cleared)} = None")
         end = [f"    {line}" for line in end]
         returned = ", ".join([loss_code] + [f"o{k}" for k in results[1:]])
@@ -328,7 +340,9 @@ class _Plan:
         if optimizer is not None:  # every gradient in its view: the optimizer may be leaner
             complete = not unreached and all(id(p) in homes for p in params.values())
             lean = getattr(optimizer, "_captured_step", None)
-            env["STEP"] = lean() if complete and lean is not None else optimizer.step
+            if not (complete and lean is not None and _steps_as_ours(optimizer)):
+                lean = None  # (an overridden step() runs as it is)
+            env["STEP"] = lean() if lean is not None else optimizer.step
         if fold:  # (LR() gives None, so that the fold never applies, in another layout)
             plain = optimizer._plain_lr()
             env["LR"], env["DATA"], env["GFLAT"] = plain or (_no_lr, None, None)
@@ -389,6 +403,25 @@ def _flat_grad_homes(optimizer: Any) -> dict[int, tuple[FlatGroup, int]]:
 
 def _no_lr() -> None:
     return None
+
+
+def _zeroes_to_none(optimizer: Any) -> bool:
+    """Whether ``optimizer.zero_grad()`` is ours, which sets every parameter's ``.grad`` to
+    None: a plan then hands the gradients over instead of adding them."""
+    return optimizer is not None and getattr(type(optimizer), "zero_grad", None) is (
+        Optimizer.zero_grad
+    )
+
+
+def _steps_as_ours(optimizer: Any) -> bool:
+    """Whether ``optimizer.step()`` is ours (not overridden), so that its lean forms may
+    stand in for it."""
+    return optimizer is not None and getattr(type(optimizer), "step", None) is Optimizer.step
+
+
+def _ours(node: Any) -> bool:
+    """Whether ``node`` is an op of tinygrad_nn itself (not a Function of the user's own)."""
+    return type(node).__module__.startswith("tinygrad_nn.")
 
 
 class CapturedStep:
@@ -642,10 +675,10 @@ class CapturedStep:
         else those of normal execution). The optimizer steps once, after both."""
         opt = self.optimizer
         first = self._traces[key]
-        before = _leaf_grads(first, _optimizer_params(opt))
         gen_state = get_generator().bit_generator.state
         if opt is not None:
             opt.zero_grad()
+        before = _leaf_grads(first)  # what the replay starts from: after zero_grad()
         again = Tracer(inputs)
         STATE.hook = again
         try:
@@ -750,14 +783,13 @@ _DISAGREED = (
 )
 
 
-def _leaf_grads(trace: Tracer, params: dict[int, Tensor]) -> dict[int, Any]:
-    """id -> (leaf, its gradient before the step) for the leaves of ``trace`` that require
-    grad: None for an optimizer's parameters (zero_grad's), ``.grad`` for the others."""
+def _leaf_grads(trace: Tracer) -> dict[int, Any]:
+    """id -> (leaf, its ``.grad`` now) for the leaves of ``trace`` that require grad."""
     out = {}
     for _, refs, _, _ in trace.records:
         for kind, a in refs:
             if kind == "tensor" and a.requires_grad:
-                out[id(a)] = (a, None if id(a) in params else a.grad)
+                out[id(a)] = (a, a.grad)
     return out
 
 
@@ -837,8 +869,10 @@ def capture(
     maximize, one param group) a replay starts backward from -γ instead of 1, which makes the
     flat gradient buffer receive the update -γ∇ itself, then adds it to the parameters. This
     is the hand-written step's arithmetic (the floor in ``benchmarks/``); it agrees with
-    ``θ - γ∇`` to rounding, not bit for bit. Other optimizers, and SGD in other states, step as
-    usual (the lr, momentum and the rest are read at every call).
+    ``θ - γ∇`` to rounding, not bit for bit. It needs every op's backward to be linear in the
+    gradient it is given, as the library's ops are: a step using a ``Function`` of your own is
+    not folded. Other optimizers, SGD in other states, and an optimizer whose ``step()`` is
+    overridden step as usual (the lr, momentum and the rest are read at every call).
 
     Steps that draw random numbers (dropout) are never captured; ``warn`` says so (and when a
     replay disagrees, or its first calls ran other ops or constants each time). ``fn`` must
