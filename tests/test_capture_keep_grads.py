@@ -132,10 +132,11 @@ def batch(rng, targets, n=8, nin=6, nout=3):
 # ---------------------------------------------------------------------- helpers
 
 
-def eager_step(model, opt, fn, x, y):
-    """The uncaptured step keep_grads=False stands for: ``(fn's result, the gradients)``."""
+def eager_step(model, opt, fn, x, y, *rest):
+    """The uncaptured step keep_grads=False stands for: ``(fn's result, the gradients)``. ``x``
+    and ``y`` are made Tensors; any further inputs (a mask) are passed on as they are."""
     opt.zero_grad()
-    out = fn(model, tg.Tensor(x), tg.Tensor(y))
+    out = fn(model, tg.Tensor(x), tg.Tensor(y), *rest)
     loss = out[0] if isinstance(out, tuple) else out
     loss.backward()
     grads = [None if p.grad is None else p.grad.copy() for p in model.parameters()]
@@ -171,10 +172,72 @@ def assert_same_params(a, b, rtol=RTOL, atol=ATOL):
         np.testing.assert_allclose(p.data, q.data, rtol=rtol, atol=atol)
 
 
+def assert_same_results(got, want):
+    """The step returned what eager's ``fn`` did: the loss, or each value of a tuple."""
+    if isinstance(want, tuple):
+        assert isinstance(got, tuple) and len(got) == len(want)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g.data, w.data, rtol=RTOL, atol=ATOL)
+    else:
+        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
+
+
 def twins(builder, seed=0, opt=None):
     opt = opt or (lambda ps: tg.optim.SGD(ps, lr=0.5))
     a, b = builder(seed), builder(seed)
     return a, b, opt(a.parameters()), opt(b.parameters())
+
+
+def batches(seed, calls, targets="real", n=8):
+    """``calls`` batches of ``n`` rows, drawn from ``np.random.default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+    return [batch(rng, targets, n=n) for _ in range(calls)]
+
+
+def side_by_side(
+    step, a, b, ob, fn, inputs, after=None, *, before=None, reseed=None, same_params=True
+):
+    """Trains ``a`` through the captured ``step`` and its twin ``b`` eagerly (``eager_step`` with
+    ``ob`` and ``fn``), call ``i`` of each on ``inputs[i]``. ``before(i)`` runs before call ``i``;
+    with ``reseed``, the random seed is set to ``reseed + i`` before each side's call (the two
+    draw the same dropout masks).
+
+    After every call: the results agree (to RTOL, ATOL); a's gradients are what
+    ``step.keep_grads`` says: none on the optimizer's parameters (False: every call ends with its
+    ``zero_grad()``) or eager's (True); a and b hold the same parameters (to RTOL, ATOL, unless
+    ``same_params`` is False); then ``after(i, got, want, grads)`` makes the test's own checks
+    (``want`` and ``grads``: eager's result and gradients)."""
+    for i, args in enumerate(inputs):
+        if before is not None:
+            before(i)
+        if reseed is not None:
+            tg.manual_seed(reseed + i)
+        got = step(*args)
+        if reseed is not None:
+            tg.manual_seed(reseed + i)
+        want, grads = eager_step(b, ob, fn, *args)
+        assert_same_results(got, want)
+        if step.keep_grads:
+            for p, g in zip(a.parameters(), grads):
+                assert p.grad is not None, f"call {i} dropped a gradient"
+                np.testing.assert_allclose(p.grad, g, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+        else:
+            owned = [p for group in step.optimizer.param_groups for p in group["params"]]
+            assert_grads_none(owned, f"after call {i}")
+        if same_params:
+            assert_same_params(a, b)
+        if after is not None:
+            after(i, got, want, grads)
+
+
+def assert_folded(opt, grads, lr):
+    """A replay's flat gradient buffer received ``-lr * grad`` itself (the fold)."""
+    np.testing.assert_allclose(flat_grad(opt), -lr * joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL)
+
+
+def assert_not_folded(opt, grads):
+    """The flat gradient buffer holds the gradients, unscaled (seed 1, no fold)."""
+    np.testing.assert_allclose(flat_grad(opt), joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL)
 
 
 # ---------------------------------------------------------------------- 1. agreement
@@ -185,20 +248,14 @@ def test_folded_sgd_trains_like_eager_sgd(case):
     builder, fn, targets, seed_form, lr = CASES[case]
     a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(1)
+
+    def after(i, got, want, grads):
+        if i >= 2:  # a replay: the flat gradient buffer received -lr * grad itself
+            assert_folded(oa, grads, lr)
+
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no capture warning: traced, verified, replayed
-        for i in range(8):
-            x, y = batch(rng, targets)
-            got = step(x, y)
-            want, grads = eager_step(b, ob, fn, x, y)
-            np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-            assert_grads_none(a.parameters(), f"after call {i}")
-            if i >= 2:  # a replay: the flat gradient buffer received -lr * grad itself
-                np.testing.assert_allclose(
-                    flat_grad(oa), -lr * joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL
-                )
-            assert_same_params(a, b)
+        side_by_side(step, a, b, ob, fn, batches(1, 8, targets), after)
     assert step._verified
     src = the_source(step)
     assert FOLD in src and LR_READ in src
@@ -218,17 +275,15 @@ def test_float64_parameters_fold_too():
 
     a, b, oa, ob = twins(f64, opt=lambda ps: tg.optim.SGD(ps, lr=0.8))
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(2)
-    for i in range(6):
-        x, y = batch(rng, "real")
-        x, y = tg.Tensor(x, dtype=np.float64), tg.Tensor(y, dtype=np.float64)
-        got = step(x, y)
-        want, grads = eager_step(b, ob, fn, x, y)
+
+    def after(i, got, want, grads):
         assert got.dtype == np.float64
-        np.testing.assert_allclose(got.data, want.data, rtol=1e-12)
-        assert_grads_none(a.parameters(), f"after call {i}")
+        np.testing.assert_allclose(got.data, want.data, rtol=1e-12)  # tighter than float32's
         if i >= 2:
             np.testing.assert_allclose(flat_grad(oa), -0.8 * joined(grads), rtol=1e-10)
+
+    inputs = [tuple(tg.Tensor(v, dtype=np.float64) for v in xy) for xy in batches(2, 6)]
+    side_by_side(step, a, b, ob, fn, inputs, after)
     assert FOLD in the_source(step)
     assert_same_params(a, b, rtol=1e-12, atol=1e-14)
 
@@ -239,16 +294,10 @@ def test_two_batch_sizes_each_get_a_folded_plan():
     a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
     rng = np.random.default_rng(3)
-    for epoch in range(4):
-        for n in (8, 8, 3):
-            x, y = batch(rng, targets, n=n)
-            got = step(x, y)
-            want, _ = eager_step(b, ob, fn, x, y)
-            np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-            assert_grads_none(a.parameters(), f"in epoch {epoch}")
+    inputs = [batch(rng, targets, n=n) for n in (8, 8, 3) * 4]  # four epochs
+    side_by_side(step, a, b, ob, fn, inputs)
     assert len(step._plans) == 2
     assert all(plan is not None and FOLD in plan.source for plan in step._plans.values())
-    assert_same_params(a, b)
 
 
 LOSS_KINDS = ("quadratic", "mse", "cross_entropy", "generic_mean", "generic_sum")
@@ -277,16 +326,14 @@ def test_property_each_replayed_step_is_an_sgd_step(seed, lr, n, kind):
     }[kind]
     oa, ob = tg.optim.SGD(a.parameters(), lr=lr), tg.optim.SGD(b.parameters(), lr=lr)
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(seed)
-    for i in range(5):
-        x, y = batch(rng, "labels" if kind == "cross_entropy" else "real", n=n)
+    before = []
+
+    def sync(i):
         for p, q in zip(a.parameters(), b.parameters()):
             q.data[...] = p.data
-        before = [p.data.copy() for p in a.parameters()]
-        got = step(x, y)
-        want, grads = eager_step(b, ob, fn, x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_grads_none(a.parameters(), f"after call {i}")
+        before[:] = [p.data.copy() for p in a.parameters()]
+
+    def after(i, got, want, grads):
         for p, p0, g in zip(a.parameters(), before, grads):
             # θ moved by -lr ∇, to rounding (the fold rounds -lr ∇ through the backward pass)
             err = np.abs((p.data - p0) + lr * g)
@@ -295,6 +342,10 @@ def test_property_each_replayed_step_is_an_sgd_step(seed, lr, n, kind):
         if lr == 0.0:
             for p, p0 in zip(a.parameters(), before):
                 np.testing.assert_array_equal(p.data, p0)
+
+    inputs = batches(seed, 5, "labels" if kind == "cross_entropy" else "real", n=n)
+    # same_params=False: after's bound is relative to the step, not to the parameters
+    side_by_side(step, a, b, ob, fn, inputs, after, before=sync, same_params=False)
     assert FOLD in the_source(step)
 
 
@@ -305,24 +356,21 @@ def test_lr_changed_between_calls_is_used_by_the_replay():
     builder, fn, targets, _, _ = CASES["mse_loss"]
     a, b, oa, ob = twins(builder)
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(4)
     schedule = [0.5, 0.5, 0.5, 0.5, 2.0, 0.1, 0.0, 0.0, 1.25, 3.0]
-    for i, lr in enumerate(schedule):
-        oa.param_groups[0]["lr"] = ob.param_groups[0]["lr"] = lr
-        x, y = batch(rng, targets)
-        before = [p.data.copy() for p in a.parameters()]
-        got = step(x, y)
-        want, grads = eager_step(b, ob, fn, x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_grads_none(a.parameters(), f"after call {i}")
+    before = []
+
+    def set_lr(i):
+        oa.param_groups[0]["lr"] = ob.param_groups[0]["lr"] = schedule[i]
+        before[:] = [p.data.copy() for p in a.parameters()]
+
+    def after(i, got, want, grads):
         if i >= 2:
-            np.testing.assert_allclose(
-                flat_grad(oa), -lr * joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL
-            )
-        if lr == 0.0:  # nothing moves
+            assert_folded(oa, grads, schedule[i])
+        if schedule[i] == 0.0:  # nothing moves
             for p, p0 in zip(a.parameters(), before):
                 np.testing.assert_array_equal(p.data, p0)
-        assert_same_params(a, b)
+
+    side_by_side(step, a, b, ob, fn, batches(4, len(schedule), targets), after, before=set_lr)
     assert FOLD in the_source(step) and step._verified
 
 
@@ -332,22 +380,15 @@ def test_a_scheduler_drives_the_folded_step():
     sa = tg.optim.lr_scheduler.StepLR(oa, step_size=2, gamma=0.5)
     sb = tg.optim.lr_scheduler.StepLR(ob, step_size=2, gamma=0.5)
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(5)
-    for i in range(10):
-        lr = oa.param_groups[0]["lr"]
-        x, y = batch(rng, targets)
-        got = step(x, y)
-        want, grads = eager_step(b, ob, fn, x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_grads_none(a.parameters(), f"after call {i}")
-        if i >= 2:
-            np.testing.assert_allclose(
-                flat_grad(oa), -lr * joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL
-            )
+
+    def after(i, got, want, grads):
+        if i >= 2:  # the call's lr, the schedulers not stepped yet
+            assert_folded(oa, grads, oa.param_groups[0]["lr"])
         sa.step()
         sb.step()
+
+    side_by_side(step, a, b, ob, fn, batches(5, 10, targets), after)
     assert oa.param_groups[0]["lr"] == pytest.approx(0.8 * 0.5**5)
-    assert_same_params(a, b)
 
 
 def test_lr_zero_from_the_start_leaves_the_parameters_unchanged():
@@ -374,7 +415,6 @@ def test_momentum_and_weight_decay_switched_on_mid_run_match_eager():
     builder, fn, targets, _, _ = CASES["nielsen_quadratic"]
     a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=1.0))
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(7)
     changes = {  # call -> the group's options from then on
         3: {"momentum": 0.9},
         6: {"momentum": 0.0},  # plain again: folds, the momentum buffer untouched
@@ -384,24 +424,22 @@ def test_momentum_and_weight_decay_switched_on_mid_run_match_eager():
         13: {"maximize": False, "dampening": 0.5},  # dampening alone: still plain SGD
         15: {"momentum": 0.5},
     }
-    plain = True
-    for i in range(17):
+
+    def change(i):
         if i in changes:
             for opt in (oa, ob):
                 opt.param_groups[0].update(changes[i])
+
+    def after(i, got, want, grads):
+        if i >= 2:  # folded (-lr ∇) while plain, the gradient itself (seed 1) otherwise
             g = oa.param_groups[0]
             plain = not (g["momentum"] or g["weight_decay"] or g["maximize"])
-        x, y = batch(rng, targets)
-        got = step(x, y)
-        want, grads = eager_step(b, ob, fn, x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_grads_none(a.parameters(), f"after call {i}")
-        if i >= 2:  # folded (-lr ∇) while plain, the gradient itself (seed 1) otherwise
-            scale = -oa.param_groups[0]["lr"] if plain else 1.0
+            scale = -g["lr"] if plain else 1.0
             np.testing.assert_allclose(
                 flat_grad(oa), scale * joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL
             )
-        assert_same_params(a, b)
+
+    side_by_side(step, a, b, ob, fn, batches(7, 17, targets), after, before=change)
     assert "momentum_buffer" in next(iter(oa.state.values()))
     assert FOLD in the_source(step) and step._verified
 
@@ -413,17 +451,13 @@ def test_sgd_built_with_momentum_or_weight_decay_matches_eager(options):
     builder, fn, targets, _, _ = CASES["relu_cross_entropy"]
     a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=0.2, **options))
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(8)
-    for i in range(8):
-        x, y = batch(rng, targets)
-        got = step(x, y)
-        want, grads = eager_step(b, ob, fn, x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_grads_none(a.parameters(), f"after call {i}")
+
+    def after(i, got, want, grads):
         if i >= 2:  # not folded: the buffer holds the gradient
-            np.testing.assert_allclose(flat_grad(oa), joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL)
+            assert_not_folded(oa, grads)
+
+    side_by_side(step, a, b, ob, fn, batches(8, 8, targets), after)
     assert step._verified
-    assert_same_params(a, b)
 
 
 # ---------------------------------------------------------------------- 4. other optimizers
@@ -434,16 +468,9 @@ def test_adam_with_keep_grads_false_matches_eager_adam(opt_cls):
     builder, fn, targets, _, _ = CASES["nielsen_quadratic"]
     a, b, oa, ob = twins(builder, opt=lambda ps: opt_cls(ps, lr=0.02))
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(9)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for i in range(8):
-            x, y = batch(rng, targets)
-            got = step(x, y)
-            want, _ = eager_step(b, ob, fn, x, y)
-            np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-            assert_grads_none(a.parameters(), f"after call {i}")
-            assert_same_params(a, b)
+        side_by_side(step, a, b, ob, fn, batches(9, 8, targets))
     src = the_source(step)
     assert step._verified
     assert FOLD not in src and LR_READ not in src
@@ -457,20 +484,15 @@ def test_two_param_groups_do_not_fold():
         ps = list(ps)
         return tg.optim.SGD([{"params": ps[:2]}, {"params": ps[2:], "lr": 1.0}], lr=3.0)
 
-    a, b, oa, ob = twins(builder, opt=opt)
-    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(10)
-    for i in range(6):
-        x, y = batch(rng, targets)
-        got = step(x, y)
-        want, grads = eager_step(b, ob, fn, x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_grads_none(a.parameters(), f"after call {i}")
+    def after(i, got, want, grads):
         if i >= 2:  # each group's flat buffer holds its gradients, unscaled
             for flat, part in zip(oa._flats, (grads[:2], grads[2:])):
                 np.testing.assert_allclose(flat.grad, joined(part), rtol=GRAD_RTOL, atol=GRAD_ATOL)
+
+    a, b, oa, ob = twins(builder, opt=opt)
+    step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
+    side_by_side(step, a, b, ob, fn, batches(10, 6, targets), after)
     assert step._verified
-    assert_same_params(a, b)
 
 
 # ---------------------------------------------------------------------- 5. when not to fold
@@ -483,20 +505,16 @@ def test_a_parameter_the_loss_does_not_reach_stops_the_fold():
     oa = tg.optim.SGD([*a.parameters(), ua], lr=3.0)
     ob = tg.optim.SGD([*b.parameters(), ub], lr=3.0)
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(11)
-    for i in range(7):
-        x, y = batch(rng, targets)
-        got = step(x, y)
-        want, grads = eager_step(b, ob, fn, x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_grads_none([*a.parameters(), ua], f"after call {i}")
+
+    def after(i, got, want, grads):  # (ua is the optimizer's: side_by_side checks it has no .grad)
         np.testing.assert_array_equal(ua.data, np.full((2, 2), 0.5, np.float32))
         if i >= 2:  # not folded: the model's part of the buffer holds its gradients
             np.testing.assert_allclose(
                 flat_grad(oa)[: -ua.data.size], joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL
             )
+
+    side_by_side(step, a, b, ob, fn, batches(11, 7, targets), after)
     assert step._verified
-    assert_same_params(a, b)
 
 
 @pytest.mark.parametrize("case", ["nielsen_quadratic", "generic_mean"])
@@ -510,25 +528,21 @@ def test_a_leaf_outside_the_optimizer_stops_the_fold_and_gets_its_true_gradient(
         return lambda m, x, y: fn(lambda v: m(v) * c, x, y)
 
     step = capture(lambda x, y: scaled(ca)(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(12)
-    total = np.zeros(3, np.float32)
-    for i in range(7):
-        x, y = batch(rng, targets)
-        got = step(x, y)
-        want, grads = eager_step(b, ob, scaled(cb), x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_grads_none(a.parameters(), f"after call {i}")
+    first = []
+
+    def after(i, got, want, grads):
         # not the optimizer's: zero_grad leaves it, so it accumulates the unscaled gradient
         assert ca.grad is not None
         np.testing.assert_allclose(ca.grad, cb.grad, rtol=GRAD_RTOL, atol=GRAD_ATOL)
         if i == 0:
-            total = cb.grad.copy()
+            first.append(cb.grad.copy())
         if i >= 2:
-            np.testing.assert_allclose(flat_grad(oa), joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL)
-    assert not np.allclose(ca.grad, total)  # it did accumulate
+            assert_not_folded(oa, grads)
+
+    side_by_side(step, a, b, ob, scaled(cb), batches(12, 7, targets), after)
+    assert not np.allclose(ca.grad, first[0])  # it did accumulate
     np.testing.assert_array_equal(ca.data, [1.0, 0.5, 2.0])
     assert step._verified
-    assert_same_params(a, b)
 
 
 def test_a_frozen_parameter_stops_the_fold_until_it_is_unfrozen():
@@ -536,25 +550,21 @@ def test_a_frozen_parameter_stops_the_fold_until_it_is_unfrozen():
     a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
     a[0].weight.requires_grad = b[0].weight.requires_grad = False
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(13)
-    for i in range(9):
+
+    def unfreeze(i):
         if i == 4:
             a[0].weight.requires_grad = b[0].weight.requires_grad = True
-        x, y = batch(rng, targets)
-        got = step(x, y)
-        want, grads = eager_step(b, ob, fn, x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_grads_none(a.parameters(), f"after call {i}")
-        assert_same_params(a, b)
+
+    def after(i, got, want, grads):
         if i in (2, 3):  # frozen: not folded (its part of the buffer would not be written)
             assert grads[0] is None
             views = oa._flats[0].grad_views()
             for view, g in zip(views[1:], grads[1:]):
                 np.testing.assert_allclose(view, g, rtol=GRAD_RTOL, atol=GRAD_ATOL)
         if i >= 7:  # captured anew, every parameter trained: folded
-            np.testing.assert_allclose(
-                flat_grad(oa), -lr * joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL
-            )
+            assert_folded(oa, grads, lr)
+
+    side_by_side(step, a, b, ob, fn, batches(13, 9, targets), after, before=unfreeze)
     assert FOLD in the_source(step)
 
 
@@ -577,20 +587,15 @@ def test_keep_grads_true_keeps_the_gradients_and_does_not_fold(case):
     builder, fn, targets, _, lr = CASES[case]
     a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa)  # keep_grads=True by default
-    rng = np.random.default_rng(14)
-    for i in range(6):
-        x, y = batch(rng, targets)
-        got = step(x, y)
-        want, grads = eager_step(b, ob, fn, x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        for p, g in zip(a.parameters(), grads):
-            assert p.grad is not None, f"call {i} dropped a gradient"
-            np.testing.assert_allclose(p.grad, g, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+    assert step.keep_grads  # side_by_side checks each call left eager's gradients
+
+    def after(i, got, want, grads):
         if i >= 2:  # replays: the gradients are views of the optimizer's flat buffer
             buf = flat_grad(oa)
             assert all(np.shares_memory(p.grad, buf) for p in a.parameters())
-            np.testing.assert_allclose(buf, joined(grads), rtol=GRAD_RTOL, atol=GRAD_ATOL)
-        assert_same_params(a, b)
+            assert_not_folded(oa, grads)
+
+    side_by_side(step, a, b, ob, fn, batches(14, 6, targets), after)
     src = the_source(step)
     assert step._verified
     assert FOLD not in src and LR_READ not in src
@@ -598,25 +603,16 @@ def test_keep_grads_true_keeps_the_gradients_and_does_not_fold(case):
 
 
 def test_keep_grads_is_per_step_on_one_optimizer():
-    # a keep_grads=False step and a default one sharing the model and the optimizer
+    # a keep_grads=False step and a default one sharing the model and the optimizer, called
+    # in turn on one stream of batches
     builder, fn, targets, _, lr = CASES["nielsen_quadratic"]
     a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
     lean = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
     keep = capture(lambda x, y: fn(a, x, y), optimizer=oa)
-    rng = np.random.default_rng(15)
-    for i in range(6):
-        for captured in (lean, keep):
-            x, y = batch(rng, targets)
-            got = captured(x, y)
-            want, grads = eager_step(b, ob, fn, x, y)
-            np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-            if captured is lean:
-                assert_grads_none(a.parameters(), f"after call {i}")
-            else:
-                for p, g in zip(a.parameters(), grads):
-                    np.testing.assert_allclose(p.grad, g, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+    for k, xy in enumerate(batches(15, 2 * 6, targets)):
+        # lean leaves no gradients, keep leaves eager's
+        side_by_side((lean, keep)[k % 2], a, b, ob, fn, [xy])
     assert FOLD in the_source(lean) and FOLD not in the_source(keep)
-    assert_same_params(a, b)
 
 
 # ---------------------------------------------------------------------- 8. extra outputs
@@ -632,22 +628,17 @@ def test_fn_returning_the_loss_and_an_output(case):
 
     a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
     step = capture(lambda x, y: with_output(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(16)
     kept = []
-    for i in range(7):
-        x, y = batch(rng, targets)
-        got = step(x, y)
+
+    def after(i, got, want, grads):  # (side_by_side compared both values with eager's)
         assert isinstance(got, tuple) and len(got) == 2
-        (want_loss, want_out), _ = eager_step(b, ob, with_output, x, y)
-        np.testing.assert_allclose(got[0].data, want_loss.data, rtol=RTOL, atol=ATOL)
-        np.testing.assert_allclose(got[1].data, want_out.data, rtol=RTOL, atol=ATOL)
         assert not got[0].requires_grad and not got[1].requires_grad
-        assert_grads_none(a.parameters(), f"after call {i}")
         kept.append((got[1].data.copy(), got[1]))
+
+    side_by_side(step, a, b, ob, with_output, batches(16, 7, targets), after)
     for copy, out in kept:  # each call's output is its own, not overwritten by later calls
         np.testing.assert_array_equal(out.data, copy)
     assert FOLD in the_source(step)
-    assert_same_params(a, b)
 
 
 # ---------------------------------------------------------------------- calls not replayed
@@ -662,17 +653,8 @@ def test_grads_are_none_after_calls_that_run_normally():
     fn = CASES["mse_loss"][1]
     a, b, oa, ob = twins(drop)
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False, warn=False)
-    rng = np.random.default_rng(17)
-    for i in range(4):
-        x, y = batch(rng, "real")
-        tg.manual_seed(100 + i)
-        got = step(x, y)
-        tg.manual_seed(100 + i)
-        want, _ = eager_step(b, ob, fn, x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_grads_none(a.parameters(), f"after call {i}")
+    side_by_side(step, a, b, ob, fn, batches(17, 4), reseed=100)
     assert list(step._plans.values()) == [None]
-    assert_same_params(a, b)
 
 
 @pytest.mark.parametrize("check", [True, False])
@@ -680,16 +662,12 @@ def test_grads_are_none_after_a_stale_plan_and_its_new_capture(check):
     builder, fn, targets, _, lr = CASES["nielsen_quadratic"]
     a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False, check=check)
-    rng = np.random.default_rng(18)
-    for i in range(10):
+
+    def replace_an_array(i):
         if i == 4:  # the user replaces a parameter's array: the plan is stale
             a[0].weight.data = a[0].weight.data.copy()
-        x, y = batch(rng, targets)
-        got = step(x, y)
-        want, _ = eager_step(b, ob, fn, x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_grads_none(a.parameters(), f"after call {i}")
-        assert_same_params(a, b)
+
+    side_by_side(step, a, b, ob, fn, batches(18, 10, targets), before=replace_an_array)
     assert FOLD in the_source(step)
 
 
@@ -702,18 +680,8 @@ def test_a_call_whose_mask_selects_another_count_runs_normally():
     step = capture(lambda x, y, k: masked(a, x, y, k), optimizer=oa, keep_grads=False)
     first = np.array([1, 1, 1, 0, 0, 0, 1, 0], bool)
     masks = [first, first, first, first[::-1].copy(), np.ones(8, bool), first, first]
-    rng = np.random.default_rng(19)
-    for i, mask in enumerate(masks):
-        x, y = batch(rng, "real")
-        got = step(x, tg.Tensor(y), mask)
-        ob.zero_grad()
-        want = masked(b, tg.Tensor(x), tg.Tensor(y), mask)
-        want.backward()
-        ob.step()
-        ob.zero_grad()
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_grads_none(a.parameters(), f"after call {i}")
-        assert_same_params(a, b)
+    inputs = [(x, tg.Tensor(y), mask) for (x, y), mask in zip(batches(19, len(masks)), masks)]
+    side_by_side(step, a, b, ob, masked, inputs)
     assert step._verified
 
 
@@ -726,21 +694,19 @@ def test_parameters_taken_out_of_the_optimizer_keep_the_gradients_eager_leaves()
     builder, fn, targets, _, lr = CASES["mse_loss"]
     a, b, oa, ob = twins(builder, opt=lambda ps: tg.optim.SGD(ps, lr=lr))
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(20)
-    for i in range(7):
+
+    def last_layer_only(i):
         if i == 4:
             oa.param_groups[0]["params"] = [a[2].weight, a[2].bias]
             ob.param_groups[0]["params"] = [b[2].weight, b[2].bias]
-        x, y = batch(rng, targets)
-        got = step(x, y)
-        want, _ = eager_step(b, ob, fn, x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_same_params(a, b)
-        assert_grads_none(oa.param_groups[0]["params"], f"after call {i}")
+
+    def after(i, got, want, grads):  # (side_by_side checks the group's parameters have no .grad)
         for k, (p, q) in enumerate(zip(a.parameters(), b.parameters())):
             assert (p.grad is None) == (q.grad is None), f"call {i}, parameter {k}"
             if q.grad is not None:
                 np.testing.assert_allclose(p.grad, q.grad, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+
+    side_by_side(step, a, b, ob, fn, batches(20, 7, targets), after, before=last_layer_only)
 
 
 # ---------------------------------------------------------------------- 10. the user's own ops
@@ -781,12 +747,5 @@ def test_a_step_with_a_function_of_the_users_own_is_not_folded(fn):
     # library's ops are, these are not (folded, they trained otherwise, with no warning)
     a, b, oa, ob = twins(sigmoid_net, opt=lambda ps: tg.optim.SGD(ps, lr=0.5))
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
-    rng = np.random.default_rng(30)
-    for i in range(6):
-        x, y = batch(rng, "real")
-        got = step(x, y)
-        want, _ = eager_step(b, ob, fn, x, y)
-        np.testing.assert_allclose(got.data, want.data, rtol=RTOL, atol=ATOL)
-        assert_grads_none(a.parameters(), f"after call {i}")
+    side_by_side(step, a, b, ob, fn, batches(30, 6))
     assert FOLD not in the_source(step)
-    assert_same_params(a, b)
