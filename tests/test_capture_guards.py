@@ -698,3 +698,127 @@ def test_a_replay_that_raises_leaves_the_gradients_as_zero_grad_did():
     with pytest.raises(ValueError, match="cross_entropy"):
         step(x, np.array([0, 1, 7, 1]))
     assert all(p.grad is None for p in a.parameters())
+
+
+class AveragingSGD(tg.optim.SGD):
+    """SGD whose step() averages each gradient with the last step's array, which it keeps."""
+
+    def step(self, closure=None):
+        kept = self.__dict__.setdefault("kept", {})
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    last, kept[id(p)] = kept.get(id(p)), p.grad
+                    if last is not None:
+                        p.grad = 0.5 * (p.grad + last)
+        return super().step(closure)
+
+
+def wrap_step(opt):
+    """Gradient clipping set on the optimizer object itself, as libraries wrap step()."""
+    inner = opt.step
+
+    def step(closure=None):
+        for group in opt.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    np.clip(p.grad, -0.01, 0.01, out=p.grad)
+        return inner(closure)
+
+    opt.step = step
+
+
+def wrap_zero_grad(opt):
+    """Gradients accumulated over two batches, by a zero_grad() set on the object itself."""
+    inner, calls = opt.zero_grad, [0]
+
+    def zero_grad():
+        calls[0] += 1
+        if calls[0] % 2:
+            inner()
+
+    opt.zero_grad = zero_grad
+
+
+@pytest.mark.parametrize("keep_grads", [True, False])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: AveragingSGD(ps, lr=0.5),  # keeps p.grad arrays: they must be its own
+        lambda ps: (o := tg.optim.SGD(ps, lr=0.5), wrap_step(o))[0],
+        lambda ps: (o := tg.optim.SGD(ps, lr=0.5), wrap_zero_grad(o))[0],
+        "wrapped after capture",
+    ],
+    ids=["step_keeps_grads", "step_on_object", "zero_grad_on_object", "wrapped_later"],
+)
+def test_optimizer_methods_overridden_on_the_object_or_keeping_gradients(make, keep_grads):
+    # a step() set on the optimizer object was skipped by the lean update and the fold; a
+    # step() keeping p.grad found it overwritten by the next replay (a view of a reused buffer)
+    later = make == "wrapped after capture"
+    make = (lambda ps: tg.optim.SGD(ps, lr=0.5)) if later else make
+    a, b = build(24), build(24)
+    oa, ob = make(a.parameters()), make(b.parameters())
+    step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa, keep_grads=keep_grads)
+    for i in range(8):
+        if later and i == 4:
+            wrap_step(oa)
+            wrap_step(ob)
+        x, y = batch(i)
+        ob.zero_grad()
+        want = quadratic(b, tg.Tensor(x), tg.Tensor(y))
+        want.backward()
+        ob.step()
+        if not keep_grads:
+            ob.zero_grad()
+        assert step(x, y).item() == pytest.approx(want.item(), rel=1e-6)
+        assert_same(a, b)
+    assert step._verified
+
+
+def test_a_step_that_raises_while_the_plan_is_checked_leaves_no_unchecked_plan():
+    # the verdict on the plan came after optimizer.step(): when that raised, a plan whose
+    # replay disagreed with normal execution stayed in use, unchecked
+    class Memo(tg.Function):  # caches its output: a replay would return the traced one
+        def forward(self, x):
+            self.__dict__.setdefault("out", x * 2.0)
+            return self.out
+
+        def backward(self, g):
+            return g * 2.0
+
+    class FlakySGD(tg.optim.SGD):  # raises at its second step (a skipped batch)
+        def step(self, closure=None):
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 2:
+                raise FloatingPointError("a skipped batch")
+            return super().step(closure)
+
+    a = build(25)
+    opt = FlakySGD(a.parameters(), lr=0.5)
+    step = capture(lambda x, y: quadratic(a, Memo.apply(x), y), optimizer=opt)
+    step(*batch(0))
+    with pytest.warns(UserWarning, match="disagreed"), pytest.raises(FloatingPointError):
+        step(*batch(1))
+    assert not step._verified and list(step._plans.values()) == [None]
+
+
+def test_a_call_run_normally_after_a_replay_began_calls_zero_grad_once():
+    # a mask selecting another number of rows hands the call back to normal execution after
+    # the replay called an overridden zero_grad(): it ran twice (gradient accumulation skewed)
+    a, b = build(26), build(26)
+    oa, ob = AccumulatingSGD(a.parameters(), lr=0.5), AccumulatingSGD(b.parameters(), lr=0.5)
+
+    def loss(m, x, y, keep):
+        return F.quadratic_cost(m(x)[keep], y[keep])
+
+    step = capture(lambda x, y, keep: loss(a, x, y, keep), optimizer=oa)
+    for i in range(8):
+        x, y = batch(i)
+        keep = np.array([True, True, i % 3 != 2, True])
+        ob.zero_grad()
+        want = loss(b, tg.Tensor(x), tg.Tensor(y), keep)
+        want.backward()
+        ob.step()
+        assert step(x, y, keep).item() == pytest.approx(want.item(), rel=1e-6)
+        assert_same(a, b)
+    assert oa.zeroed == ob.zeroed

@@ -163,7 +163,8 @@ class _Plan:
                 prog.emit(f"if type(v{k}) is not ndarray: v{k} = asarray(v{k})")
                 if reads_input:  # say, a mask: its values decide the shape; if not as traced,
                     # this call runs normally (and the plan stays)
-                    env["SKIP"] = _SKIP
+                    # (having called an optimizer's own zero_grad(), which must not run twice)
+                    env["SKIP"] = _SKIP if _zeroes_to_none(optimizer) else _SKIP_ZEROED
                     prog.emit(f"if v{k}.shape != {prog.const(f'SHAPE{k}', shape)}: return SKIP")
                 # its output may view its inputs' buffers, and its backward reads what it saved
                 prog.backing[out.code] = _buffers_of(prog, argvals)
@@ -178,7 +179,8 @@ class _Plan:
         # .grad otherwise. (The flat buffer is made, if new, after compiling: the compiler's
         # memory comes and goes first.)
         # (With a zero_grad() of another kind than ours, the replay calls it and adds to .grad.)
-        homes = _flat_grad_homes(optimizer) if _zeroes_to_none(optimizer) else {}
+        standard = _zeroes_to_none(optimizer) and _steps_as_ours(optimizer)
+        homes = _flat_grad_homes(optimizer) if standard else {}
         leaf_val = {id(t): values[id(t)] for t in leaves}
         dest: dict[int, Value] = {}
         views: dict[str, tuple[FlatGroup, int]] = {}  # G{j} -> its flat group and position
@@ -287,6 +289,9 @@ class _Plan:
         if optimizer is not None:
             env["OPT"], env["NGROUPS"] = optimizer, len(optimizer.param_groups)
             guards.append("len(OPT.param_groups) != NGROUPS")
+            for name in ("step", "zero_grad"):  # ours, unless later set on the object itself
+                if _ours_as_is(optimizer, name, getattr(Optimizer, name)):
+                    guards.append(f"'{name}' in OPT.__dict__")
             # each group's parameters, the ones the plan clears, hands gradients to and steps
             named = {id(t): f"L{j}" for j, t in enumerate(leaves)}
             for i, group in enumerate(optimizer.param_groups):
@@ -338,7 +343,7 @@ class _Plan:
         for name, (flat, i) in views.items():
             env[name] = flat.grad_views()[i]
         if optimizer is not None:  # every gradient in its view: the optimizer may be leaner
-            complete = not unreached and all(id(p) in homes for p in params.values())
+            complete = standard and params and not unreached and all(id(p) in homes for p in params)
             lean = getattr(optimizer, "_captured_step", None)
             if not (complete and lean is not None and _steps_as_ours(optimizer)):
                 lean = None  # (an overridden step() runs as it is)
@@ -407,16 +412,23 @@ def _no_lr() -> None:
 
 def _zeroes_to_none(optimizer: Any) -> bool:
     """Whether ``optimizer.zero_grad()`` is ours, which sets every parameter's ``.grad`` to
-    None: a plan then hands the gradients over instead of adding them."""
-    return optimizer is not None and getattr(type(optimizer), "zero_grad", None) is (
-        Optimizer.zero_grad
-    )
+    None (not overridden in a subclass or on the object): a plan then hands the gradients over
+    instead of adding them."""
+    return _ours_as_is(optimizer, "zero_grad", Optimizer.zero_grad)
 
 
 def _steps_as_ours(optimizer: Any) -> bool:
-    """Whether ``optimizer.step()`` is ours (not overridden), so that its lean forms may
-    stand in for it."""
-    return optimizer is not None and getattr(type(optimizer), "step", None) is Optimizer.step
+    """Whether ``optimizer.step()`` is ours (not overridden in a subclass or on the object),
+    so that its lean forms may stand in for it."""
+    return _ours_as_is(optimizer, "step", Optimizer.step)
+
+
+def _ours_as_is(optimizer: Any, name: str, method: Any) -> bool:
+    return (
+        optimizer is not None
+        and getattr(type(optimizer), name, None) is method
+        and name not in getattr(optimizer, "__dict__", {})
+    )
 
 
 def _ours(node: Any) -> bool:
@@ -479,9 +491,11 @@ class CapturedStep:
             out.append(t)
         return out
 
-    def _normal(self, inputs: list[Tensor]) -> Tensor:
+    def _normal(self, inputs: list[Tensor], zero: bool = True) -> Tensor:
+        """The step run normally (``zero``: False when a replay has called ``zero_grad()``
+        already)."""
         opt = self.optimizer
-        if opt is not None:
+        if opt is not None and zero:
             opt.zero_grad()
         loss, extra = _split(self.fn(*inputs))
         loss.backward()
@@ -500,8 +514,8 @@ class CapturedStep:
         if last is not None and len(args) == last[0] and STATE.grad_enabled and STATE.hook is None:
             out = last[1](*args)
             if out is not _MISS:
-                if out is _SKIP:
-                    return self._normal(self._inputs(args))
+                if out is _SKIP or out is _SKIP_ZEROED:
+                    return self._normal(self._inputs(args), zero=out is _SKIP)
                 if out is not None:
                     return _make(out, False, None) if type(out) is not tuple else _wrap(out)
         try:
@@ -519,8 +533,8 @@ class CapturedStep:
                 else:
                     arrays.append(_to_array(a, None))
             out = self._replay(plan, arrays)
-            if out is _SKIP:
-                return self._normal(self._inputs(args))
+            if out is _SKIP or out is _SKIP_ZEROED:
+                return self._normal(self._inputs(args), zero=out is _SKIP)
             if out is not None:
                 self._last = (len(args), self._entry(_signature(args, arrays), plan))
                 self._stale = 0
@@ -540,8 +554,8 @@ class CapturedStep:
             if plan is None:
                 return self._normal(inputs)
             out = plan.run([t.data for t in inputs])
-            if out is _SKIP:
-                return self._normal(inputs)
+            if out is _SKIP or out is _SKIP_ZEROED:
+                return self._normal(inputs, zero=out is _SKIP)
             if out is None:
                 self._forget(stacklevel=3)
                 return self._normal(inputs)
@@ -721,7 +735,7 @@ class CapturedStep:
             replayed = plan.run([t.data for t in inputs], step=False)
         except Exception:  # a plan that cannot run this step: it runs without capture
             replayed = ()
-        if replayed is _SKIP:  # (cannot be: this call was traced alike)
+        if replayed is _SKIP or replayed is _SKIP_ZEROED:  # (cannot be: traced alike)
             replayed = ()
         # a replay's gradients are arrays of its own (the optimizer's gradient buffer, or fresh
         # ones), so the normal ones above are intact
@@ -741,8 +755,6 @@ class CapturedStep:
             for k, (t, _) in before.items():
                 t.grad = normal[k]
         del normal  # otherwise the replay's, which agree with them: free these before the step
-        if opt is not None:
-            self._step_optimizer()
         if replayed is None:  # stale already (the parameters moved)
             self._forget(stacklevel=5)
         elif ok:
@@ -750,10 +762,13 @@ class CapturedStep:
             self._remember(tuple(inputs), plan)
         else:
             self._refuse(key, _DISAGREED, stacklevel=5)
+        if opt is not None:  # (after the verdict: the step may raise)
+            self._step_optimizer()
         return _detached(loss, extra)
 
 
 _SKIP = object()  # a replay's answer: this call's inputs do not suit the plan, run it normally
+_SKIP_ZEROED = object()  # the same, after the plan called a zero_grad() of another kind
 _MISS = object()  # an entry's answer: the arguments are not of the kinds it was made for
 _RANDOM = "the step draws random numbers (dropout?), which a replay would freeze"
 _FROZEN = {
