@@ -600,6 +600,9 @@ def test_keep_grads_true_keeps_the_gradients_and_does_not_fold(case):
     assert step._verified
     assert FOLD not in src and LR_READ not in src
     assert FLOAT_SEED not in src and ARRAY_SEED not in src
+    # every gradient is in the flat buffer: plain SGD's lean update stands in for step()
+    (plan,) = step._plans.values()
+    assert "_captured_step" in plan.run_arrays.__globals__["STEP"].__qualname__
 
 
 def test_keep_grads_is_per_step_on_one_optimizer():

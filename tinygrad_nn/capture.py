@@ -343,7 +343,7 @@ class _Plan:
         for name, (flat, i) in views.items():
             env[name] = flat.grad_views()[i]
         if optimizer is not None:  # every gradient in its view: the optimizer may be leaner
-            complete = standard and params and not unreached and all(id(p) in homes for p in params)
+            complete = standard and params and not unreached and all(k in homes for k in params)
             lean = getattr(optimizer, "_captured_step", None)
             if not (complete and lean is not None and _steps_as_ours(optimizer)):
                 lean = None  # (an overridden step() runs as it is)
