@@ -822,3 +822,72 @@ def test_a_call_run_normally_after_a_replay_began_calls_zero_grad_once():
         assert step(x, y, keep).item() == pytest.approx(want.item(), rel=1e-6)
         assert_same(a, b)
     assert oa.zeroed == ob.zeroed
+
+
+class FlatClippingSGD(tg.optim.SGD):
+    """SGD whose whole-group update (the hook subclasses write) clips the gradients first."""
+
+    def _step_flat(self, group, flat, grads):
+        for g in grads:
+            np.clip(g, -0.01, 0.01, out=g)
+        return super()._step_flat(group, flat, grads)
+
+
+class PlainSubclass(tg.optim.SGD):
+    """An SGD subclass whose step() the test replaces on the class after capture."""
+
+
+def clipping(step_method):
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    np.clip(p.grad, -0.01, 0.01, out=p.grad)
+        return step_method(self, closure)
+
+    return step
+
+
+def bound(method, opt):
+    """``method`` as a step() set on the optimizer object itself."""
+    return lambda closure=None: method(opt, closure)
+
+
+@pytest.mark.parametrize("keep_grads", [True, False])
+@pytest.mark.parametrize("change", ["hook_subclass", "step_rebound", "class_patched", "new_groups"])
+def test_the_update_the_optimizer_would_make_at_each_call(change, keep_grads):
+    # replays made plain SGD's update from what the plan had seen: a subclass's own update
+    # hook, a step() set anew on the object or patched on the class after capture, and a new
+    # param_groups list (same parameters, lr 0) were all bypassed
+    cls = {"hook_subclass": FlatClippingSGD, "class_patched": PlainSubclass}.get(
+        change, tg.optim.SGD
+    )
+    a, b = build(27), build(27)
+    oa, ob = cls(a.parameters(), lr=0.5), cls(b.parameters(), lr=0.5)
+    if change == "step_rebound":
+        for o in (oa, ob):
+            o.step = bound(tg.optim.SGD.step, o)
+    step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa, keep_grads=keep_grads)
+    try:
+        for i in range(8):
+            if i == 4 and change == "step_rebound":
+                for o in (oa, ob):
+                    o.step = bound(clipping(tg.optim.SGD.step), o)
+            if i == 4 and change == "class_patched":
+                PlainSubclass.step = clipping(tg.optim.SGD.step)
+            if i == 4 and change == "new_groups":
+                for o in (oa, ob):
+                    o.param_groups = [dict(g, lr=0.0) for g in o.param_groups]
+            x, y = batch(i)
+            ob.zero_grad()
+            want = quadratic(b, tg.Tensor(x), tg.Tensor(y))
+            want.backward()
+            ob.step()
+            if not keep_grads:
+                ob.zero_grad()
+            assert step(x, y).item() == pytest.approx(want.item(), rel=1e-6)
+            assert_same(a, b)
+    finally:
+        if "step" in vars(PlainSubclass):
+            del PlainSubclass.step
+    assert step._verified

@@ -289,9 +289,11 @@ class _Plan:
         if optimizer is not None:
             env["OPT"], env["NGROUPS"] = optimizer, len(optimizer.param_groups)
             guards.append("len(OPT.param_groups) != NGROUPS")
-            for name in ("step", "zero_grad"):  # ours, unless later set on the object itself
-                if _ours_as_is(optimizer, name, getattr(Optimizer, name)):
-                    guards.append(f"'{name}' in OPT.__dict__")
+            for name in ("step", "zero_grad"):  # ours, unless later set on the object or class
+                own = getattr(Optimizer, name)
+                if _ours_as_is(optimizer, name, own):
+                    env[f"OWN_{name}"] = own
+                    guards.append(f"'{name}' in OPT.__dict__ or type(OPT).{name} is not OWN_{name}")
             # each group's parameters, the ones the plan clears, hands gradients to and steps
             named = {id(t): f"L{j}" for j, t in enumerate(leaves)}
             for i, group in enumerate(optimizer.param_groups):
@@ -347,7 +349,7 @@ class _Plan:
             lean = getattr(optimizer, "_captured_step", None)
             if not (complete and lean is not None and _steps_as_ours(optimizer)):
                 lean = None  # (an overridden step() runs as it is)
-            env["STEP"] = lean() if lean is not None else optimizer.step
+            env["STEP"] = lean() if lean is not None else _call_step(optimizer)
         if fold:  # (LR() gives None, so that the fold never applies, in another layout)
             plain = optimizer._plain_lr()
             env["LR"], env["DATA"], env["GFLAT"] = plain or (_no_lr, None, None)
@@ -408,6 +410,15 @@ def _flat_grad_homes(optimizer: Any) -> dict[int, tuple[FlatGroup, int]]:
 
 def _no_lr() -> None:
     return None
+
+
+def _call_step(optimizer: Any) -> Callable[[], Any]:
+    """``optimizer.step()``, the method looked up at each call (it may be set anew)."""
+
+    def step() -> Any:
+        return optimizer.step()
+
+    return step
 
 
 def _zeroes_to_none(optimizer: Any) -> bool:

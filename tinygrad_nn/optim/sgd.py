@@ -13,6 +13,9 @@ from .optimizer import Optimizer, check_flag, check_number
 
 __all__ = ["SGD"]
 
+# the methods plain SGD's update goes through (a subclass overriding one makes its own update)
+_UPDATE = ("_options", "_step_group", "_step_flat", "_flat_grads", "_grad")
+
 
 class SGD(Optimizer):
     r"""Stochastic gradient descent, with the update rule PyTorch documents for ``optim.SGD``.
@@ -87,11 +90,14 @@ class SGD(Optimizer):
         """For one group of plain SGD (no momentum, weight decay or maximize) laid out flat, with
         its flat gradient buffer made: ``(lr_now, data, grad)``, the flat parameter and gradient
         arrays and a function giving γ when :meth:`step` would do exactly θ ← θ - γ∇ on the
-        whole buffer now, None when the optimizer is in another state; None in other layouts.
-        The caller (a captured step's plan) checks that the group's parameter list is still
-        the one laid out."""
+        whole buffer now, None when the optimizer is in another state; None in other layouts,
+        and for a subclass that changes how the update is made. The caller (a captured step's
+        plan) checks that the group's parameter list is still the one laid out, and that
+        ``step()`` is still ours."""
         flats = self._flats
         if len(self.param_groups) != 1 or len(flats) != 1 or type(flats[0]) is not FlatGroup:
+            return None
+        if any(getattr(type(self), name) is not getattr(SGD, name) for name in _UPDATE):
             return None
         group, flat = self.param_groups[0], flats[0]
         data, grad, groups = flat.data, flat.grad, self.param_groups
@@ -106,8 +112,10 @@ class SGD(Optimizer):
                 or group["momentum"]
                 or group["weight_decay"]
                 or group["maximize"]
+                or self.param_groups is not groups
                 or groups[0] is not group
                 or len(groups) != 1
+                or self._flats is not flats
                 or flats[0] is not flat
                 or flat.grad is not grad
             ):
