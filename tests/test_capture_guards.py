@@ -637,6 +637,18 @@ def test_a_cast_to_the_labels_own_dtype_is_not_taken_for_the_steps():
     assert_same(a, b)
 
 
+def eager_quadratic(b, ob, x, y, keep_grads=True):
+    """One normal step of ``quadratic`` on ``b`` with ``ob`` (zero_grad, loss, backward, step,
+    and zero_grad again where the captured step keeps no gradients); returns the loss."""
+    ob.zero_grad()
+    loss = quadratic(b, tg.Tensor(x), tg.Tensor(y))
+    loss.backward()
+    ob.step()
+    if not keep_grads:
+        ob.zero_grad()
+    return loss.item()
+
+
 class ClippedSGD(tg.optim.SGD):
     """SGD whose step() clips the gradients first: the override must run at every call."""
 
@@ -669,13 +681,8 @@ def test_an_optimizer_with_its_own_step_or_zero_grad(opt, keep_grads):
     step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa, keep_grads=keep_grads)
     for i in range(7):
         x, y = batch(i)
-        ob.zero_grad()
-        want = quadratic(b, tg.Tensor(x), tg.Tensor(y))
-        want.backward()
-        ob.step()
-        if not keep_grads:
-            ob.zero_grad()
-        assert step(x, y).item() == pytest.approx(want.item(), rel=1e-6)
+        want = eager_quadratic(b, ob, x, y, keep_grads)
+        assert step(x, y).item() == pytest.approx(want, rel=1e-6)
         assert_same(a, b)
         for p, q in zip(a.parameters(), b.parameters()):
             if q.grad is not None:
@@ -764,13 +771,8 @@ def test_optimizer_methods_overridden_on_the_object_or_keeping_gradients(make, k
             wrap_step(oa)
             wrap_step(ob)
         x, y = batch(i)
-        ob.zero_grad()
-        want = quadratic(b, tg.Tensor(x), tg.Tensor(y))
-        want.backward()
-        ob.step()
-        if not keep_grads:
-            ob.zero_grad()
-        assert step(x, y).item() == pytest.approx(want.item(), rel=1e-6)
+        want = eager_quadratic(b, ob, x, y, keep_grads)
+        assert step(x, y).item() == pytest.approx(want, rel=1e-6)
         assert_same(a, b)
     assert step._verified
 
@@ -879,13 +881,8 @@ def test_the_update_the_optimizer_would_make_at_each_call(change, keep_grads):
                 for o in (oa, ob):
                     o.param_groups = [dict(g, lr=0.0) for g in o.param_groups]
             x, y = batch(i)
-            ob.zero_grad()
-            want = quadratic(b, tg.Tensor(x), tg.Tensor(y))
-            want.backward()
-            ob.step()
-            if not keep_grads:
-                ob.zero_grad()
-            assert step(x, y).item() == pytest.approx(want.item(), rel=1e-6)
+            want = eager_quadratic(b, ob, x, y, keep_grads)
+            assert step(x, y).item() == pytest.approx(want, rel=1e-6)
             assert_same(a, b)
     finally:
         if "step" in vars(PlainSubclass):
