@@ -888,3 +888,54 @@ def test_the_update_the_optimizer_would_make_at_each_call(change, keep_grads):
         if "step" in vars(PlainSubclass):
             del PlainSubclass.step
     assert step._verified
+
+
+class FlatAveragingSGD(tg.optim.SGD):
+    """SGD whose whole-group update hook averages each gradient with the last step's array,
+    which it keeps: the arrays it is given must be its own, not views a replay overwrites."""
+
+    def _step_flat(self, group, flat, grads):
+        kept = self.__dict__.setdefault("kept", [None] * len(grads))
+        mixed = [g if k is None else 0.5 * (g + k) for g, k in zip(grads, kept)]
+        self.kept[:] = grads
+        return super()._step_flat(group, flat, mixed)
+
+
+@pytest.mark.parametrize("keep_grads", [True, False])
+def test_an_update_hook_of_a_subclass_keeps_the_gradients_it_is_given(keep_grads):
+    a, b = build(28), build(28)
+    oa, ob = FlatAveragingSGD(a.parameters(), lr=0.5), FlatAveragingSGD(b.parameters(), lr=0.5)
+    step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa, keep_grads=keep_grads)
+    for i in range(8):
+        x, y = batch(i)
+        want = eager_quadratic(b, ob, x, y, keep_grads)
+        assert step(x, y).item() == pytest.approx(want, rel=1e-6)
+        assert_same(a, b)
+    assert step._verified
+
+
+def test_a_captured_step_inside_another_ones_fn_runs_it_without_capture():
+    # the outer plan replayed the inner step's forward, not its backward and update: the inner
+    # model stopped training, silently with keep_grads=False
+    inner_a, inner_b, outer_a = build(29), build(29), build(30)
+    inner = capture(
+        lambda x, y: quadratic(inner_a, x, y),
+        optimizer=tg.optim.SGD(inner_a.parameters(), lr=0.5),
+        keep_grads=False,
+    )
+
+    def outer_fn(x, y):
+        inner(x, y)  # the inner model's own training step
+        return quadratic(outer_a, x, y)
+
+    outer = capture(
+        outer_fn, optimizer=tg.optim.SGD(outer_a.parameters(), lr=0.5), keep_grads=False
+    )
+    ob = tg.optim.SGD(inner_b.parameters(), lr=0.5)
+    with pytest.warns(UserWarning, match="another captured step"):
+        for i in range(6):
+            x, y = batch(i)
+            outer(x, y)
+            eager_quadratic(inner_b, ob, x, y, keep_grads=False)
+            assert_same(inner_a, inner_b)
+    assert list(outer._plans.values()) == [None] and inner._verified

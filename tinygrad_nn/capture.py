@@ -179,7 +179,9 @@ class _Plan:
         # .grad otherwise. (The flat buffer is made, if new, after compiling: the compiler's
         # memory comes and goes first.)
         # (With a zero_grad() of another kind than ours, the replay calls it and adds to .grad.)
-        standard = _zeroes_to_none(optimizer) and _steps_as_ours(optimizer)
+        standard = (
+            _zeroes_to_none(optimizer) and _steps_as_ours(optimizer) and _updates_as_ours(optimizer)
+        )
         homes = _flat_grad_homes(optimizer) if standard else {}
         leaf_val = {id(t): values[id(t)] for t in leaves}
         dest: dict[int, Value] = {}
@@ -434,6 +436,16 @@ def _steps_as_ours(optimizer: Any) -> bool:
     return _ours_as_is(optimizer, "step", Optimizer.step)
 
 
+def _updates_as_ours(optimizer: Any) -> bool:
+    """Whether the hooks our ``step()`` makes its update through are all the library's own
+    (a subclass may make its own update there, keeping the gradient arrays it is given)."""
+    return all(
+        getattr(getattr(type(optimizer), name, None), "__module__", "").startswith("tinygrad_nn.")
+        for name in ("_options", "_step_group", "_step_flat", "_flat_grads", "_grad")
+        if hasattr(type(optimizer), name)
+    )
+
+
 def _ours_as_is(optimizer: Any, name: str, method: Any) -> bool:
     return (
         optimizer is not None
@@ -551,6 +563,9 @@ class CapturedStep:
                 self._stale = 0
                 return _wrap(out)
         inputs = self._inputs(args)
+        if type(STATE.hook) is Tracer:  # called inside another captured step's fn: that step
+            # would replay this one's forward but not its backward and update
+            STATE.hook.frozen = STATE.hook.frozen or "nested"
         if not STATE.grad_enabled or STATE.hook is not None or self._off or self._lock.locked():
             return self._normal(inputs)
         with self._lock:
@@ -788,6 +803,8 @@ _FROZEN = {
     "mutated": "the step changes in place an array computed from its inputs (one_hot(...)[...] "
     "= ...), which a replay would compute again without the change",
     "assigns": "the step assigns into tensors (t[...] = ...), which a replay would skip",
+    "nested": "fn calls another captured step, whose backward and optimizer step a replay "
+    "would skip",
 }
 _OUTPUTS = (
     "fn returns a tensor that no op of the step computed (an input, a parameter, an argmax or "
