@@ -292,11 +292,12 @@ def markdown(results: dict) -> str:
         "trains on the same batches.",
         "",
         f"*{EAGER}* builds and walks the graph every step (define-by-run). *{CAPTURED}* is the "
-        "same model and optimizer with the loss wrapped in `tinygrad_nn.capture`: its first "
-        "call per input shape traces the step, the second checks a replay against normal "
-        "execution, and later calls replay a generated flat function of numpy-level calls "
-        "(the first two happen in the untimed warm-up). Both write Nielsen's cost as the "
-        "library's fused `functional.quadratic_cost(a, y)` (= Σ‖a − y‖² / (2n), one node). "
+        "same model and optimizer with the whole step (zero_grad, loss, backward, step) wrapped "
+        "in `tinygrad_nn.capture`: its first call per input shape traces the step, the second "
+        "checks a replay against normal execution, and later calls replay a generated flat "
+        "function of numpy-level calls (the first two happen in the untimed warm-up). All three "
+        "write Nielsen's cost as the library's fused `functional.quadratic_cost(a, y)` "
+        "(= Σ‖a − y‖² / (2n), one node). "
         f"*{LEAN}* is the captured step with `keep_grads=False`: the parameters' `.grad` are "
         "None after each step (as in PyTorch's recipe of the optimizer step fused into "
         "backward), which lets plain SGD start backward from −lr and apply the update with one "

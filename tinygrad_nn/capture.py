@@ -83,12 +83,16 @@ class _Plan:
     op, lowered to numpy calls into preallocated buffers where :mod:`tinygrad_nn.lowering` has a
     rule for it and a call of the op's own ``forward`` otherwise; then the backward blocks in the
     order the engine visits them; then, for a step with an optimizer, the gradients handed to
-    the parameters and ``optimizer.step()``.
+    the parameters and ``optimizer.step()`` (or its lean form), or, for plain SGD folded into
+    backward (``keep_grads=False``), one addition of the update to the parameters.
 
-    ``run(arrays)`` returns the loss array, or None when the state the plan was made for has
-    changed — the parameters' arrays (an optimizer laid them out anew, or ``p.data`` was
-    replaced) or their ``requires_grad``, the modes or attributes of the modules the step
-    calls, the optimizer's param groups: the plan is stale then and nothing has run.
+    ``run(arrays)`` returns the loss array (a tuple with the extra outputs), ``_SKIP`` or
+    ``_SKIP_ZEROED`` when this call's inputs do not suit the plan (run it normally; the second
+    after the plan called a ``zero_grad()`` of the optimizer's own), or None when the state the
+    plan was made for has changed — the parameters' arrays (an optimizer laid them out anew, or
+    ``p.data`` was replaced) or their ``requires_grad``, the modes or attributes of the modules
+    the step calls, the optimizer's param groups, a ``step()`` or ``zero_grad()`` set on the
+    optimizer or its class: the plan is stale then and nothing has run.
     """
 
     def __init__(
@@ -175,10 +179,11 @@ class _Plan:
         loss_val = made[results[0]]
 
         # Where the leaves' gradients go: straight into the optimizer's flat gradient buffer
-        # where it has one for the parameter, into a buffer that is then accumulated into
-        # .grad otherwise. (The flat buffer is made, if new, after compiling: the compiler's
-        # memory comes and goes first.)
-        # (With a zero_grad() of another kind than ours, the replay calls it and adds to .grad.)
+        # where it has one for the parameter (with our own step() and zero_grad()); otherwise
+        # into a buffer, then handed to a parameter as a copy, or added to the .grad of other
+        # leaves and of parameters whose optimizer has a zero_grad() of its own (which the
+        # replay calls). The flat buffer is made, if new, after compiling: the compiler's
+        # memory comes and goes first.
         standard = (
             _zeroes_to_none(optimizer) and _steps_as_ours(optimizer) and _updates_as_ours(optimizer)
         )
@@ -461,8 +466,9 @@ def _ours(node: Any) -> bool:
 
 class CapturedStep:
     """``fn`` captured: calling it runs ``fn(*inputs).backward()`` (between the optimizer's
-    ``zero_grad()`` and ``step()`` when one is given) and returns the loss, replaying a recorded
-    plan when the inputs' shapes and dtypes were seen before. See :func:`capture`."""
+    ``zero_grad()`` and ``step()`` when one is given, and ``zero_grad()`` again after the step
+    with ``keep_grads=False``) and returns the loss, replaying a recorded plan when the inputs'
+    shapes and dtypes were seen before. See :func:`capture`."""
 
     def __init__(
         self,
@@ -914,8 +920,10 @@ def capture(
     is the hand-written step's arithmetic (the floor in ``benchmarks/``); it agrees with
     ``θ - γ∇`` to rounding, not bit for bit. It needs every op's backward to be linear in the
     gradient it is given, as the library's ops are: a step using a ``Function`` of your own is
-    not folded. Other optimizers, SGD in other states, and an optimizer whose ``step()`` is
-    overridden step as usual (the lr, momentum and the rest are read at every call).
+    not folded; nor is one whose loss leaves a parameter of the optimizer unreached, or reaches
+    a tensor outside it that requires grad. Other optimizers, SGD in other states, and an
+    optimizer whose ``step()`` is overridden step as usual (the lr, momentum and the rest are
+    read at every call).
 
     Steps that draw random numbers (dropout) are never captured; ``warn`` says so (and when a
     replay disagrees, or its first calls ran other ops or constants each time). ``fn`` must
@@ -925,9 +933,12 @@ def capture(
     between the first calls (pass it in as an input instead; ``F.one_hot`` of an input is
     recomputed at each replay). A plan is traced again when the parameters' arrays
     or ``requires_grad`` change, a module it calls switches between ``train()`` and ``eval()``,
-    or one of those modules gets a parameter or sub-module set, replaced or deleted; when plans
-    keep going stale with no replay in between, the step runs without capture. A captured step
-    is one set of buffers: a call made while another thread is inside the same step runs
-    normally.
+    one of those modules gets a parameter or sub-module set, replaced or deleted, the
+    optimizer's param groups change their parameters, or a ``step()`` or ``zero_grad()`` is set
+    on the optimizer or its class (an overridden ``step()`` or ``zero_grad()`` is always called
+    as it is); when plans keep going stale with no replay in between, the step runs without
+    capture. A step whose ``fn`` calls another captured step runs without capture (the inner
+    one is captured on its own). A captured step is one set of buffers: a call made while
+    another thread is inside the same step runs normally.
     """
     return CapturedStep(fn, check=check, optimizer=optimizer, warn=warn, keep_grads=keep_grads)

@@ -535,8 +535,8 @@ def fit(
 
     ``capture=True`` runs the training step through :func:`tinygrad_nn.capture` with the
     optimizer and ``keep_grads=False``: recorded once per batch shape and checked, then
-    replayed as one generated function (two to three times as fast at batch 10 on small
-    networks; with plain SGD the update is folded into backward). The parameters' ``.grad``
+    replayed as one generated function (about twice as fast at batch 10 on small networks;
+    with plain SGD the update is folded into backward). The parameters' ``.grad``
     are then None after each step, and after ``fit``. Steps that draw random numbers (dropout)
     run normally. Use it for models built from our layers and ops; a module whose ``forward``
     has side effects besides its ops would see them only when traced.
