@@ -184,9 +184,8 @@ class _Plan:
         # leaves and of parameters whose optimizer has a zero_grad() of its own (which the
         # replay calls). The flat buffer is made, if new, after compiling: the compiler's
         # memory comes and goes first.
-        standard = (
-            _zeroes_to_none(optimizer) and _steps_as_ours(optimizer) and _updates_as_ours(optimizer)
-        )
+        zeroes = _zeroes_to_none(optimizer)
+        standard = zeroes and _steps_as_ours(optimizer) and _updates_as_ours(optimizer)
         homes = _flat_grad_homes(optimizer) if standard else {}
         leaf_val = {id(t): values[id(t)] for t in leaves}
         dest: dict[int, Value] = {}
@@ -205,10 +204,10 @@ class _Plan:
         # That needs every op's backward to be linear in the gradient it is given: ours are
         # (vector-Jacobian products); a Function of the user's own may not be (one that clips
         # its gradient, say), so a step with one is not folded.
-        params = _optimizer_params(optimizer) if _zeroes_to_none(optimizer) else {}
+        params = _optimizer_params(optimizer) if zeroes else {}
         fold = (
             not keep_grads
-            and _steps_as_ours(optimizer)
+            and standard
             and hasattr(optimizer, "_plain_lr")
             and all(id(leaf_val[id(t)]) in dest for t in leaves if trace.rg[id(t)])
             and all(_ours(node) for _, node, rule, _, _ in ops if rule is None)
@@ -317,7 +316,7 @@ class _Plan:
             head.append(f"    {' = '.join(cleared)} = None")
         if unreached:  # and for parameters the loss does not reach
             head.append("    for p in UNREACHED: p.grad = None")
-        if optimizer is not None and not _zeroes_to_none(optimizer):
+        if optimizer is not None and not zeroes:
             head.append("    if step: OPT.zero_grad()")  # (a check starts after the call's)
         if fold:  # -γ while plain SGD's update is what step() would do, else 1
             head.append("    lr = LR() if step else None")
@@ -338,7 +337,7 @@ class _Plan:
         else:
             end = tail + end
         if not keep_grads:  # what zero_grad() after the step would leave
-            if not _zeroes_to_none(optimizer):
+            if not zeroes:
                 end.append("if step: OPT.zero_grad()")
             elif cleared:
                 end.append(f"if step: {' = '.join(cleared)} = None")
@@ -353,9 +352,7 @@ class _Plan:
             env[name] = flat.grad_views()[i]
         if optimizer is not None:  # every gradient in its view: the optimizer may be leaner
             complete = standard and params and not unreached and all(k in homes for k in params)
-            lean = getattr(optimizer, "_captured_step", None)
-            if not (complete and lean is not None and _steps_as_ours(optimizer)):
-                lean = None  # (an overridden step() runs as it is)
+            lean = getattr(optimizer, "_captured_step", None) if complete else None
             env["STEP"] = lean() if lean is not None else _call_step(optimizer)
         if fold:  # (LR() gives None, so that the fold never applies, in another layout)
             plain = optimizer._plain_lr()
