@@ -3,7 +3,9 @@ without changing the inputs' shapes — so that it never replays a plan made for
 Each case trains a captured copy and an eager copy of one model side by side; each failed
 before its fix (a replay that silently trained otherwise, or an error)."""
 
+import functools
 import threading
+import types
 import warnings
 
 import numpy as np
@@ -939,3 +941,83 @@ def test_a_captured_step_inside_another_ones_fn_runs_it_without_capture():
             eager_quadratic(inner_b, ob, x, y, keep_grads=False)
             assert_same(inner_a, inner_b)
     assert list(outer._plans.values()) == [None] and inner._verified
+
+
+def keeping(hook):
+    """``hook`` (an update hook) wrapped to average each gradient with the last step's array,
+    which it keeps; ``functools.wraps`` gives the wrapper the library's ``__module__``."""
+
+    @functools.wraps(hook)
+    def wrapper(self, group, flat, grads):
+        kept = self.__dict__.setdefault("kept", [None] * len(grads))
+        mixed = [g if k is None else 0.5 * (g + k) for g, k in zip(grads, kept)]
+        kept[:] = grads
+        return hook(self, group, flat, mixed)
+
+    return wrapper
+
+
+class WrappedHookSGD(tg.optim.SGD):
+    _step_flat = keeping(tg.optim.SGD._step_flat)
+
+
+@pytest.mark.parametrize("keep_grads", [True, False])
+@pytest.mark.parametrize("where", ["wrapped_in_subclass", "on_object", "on_object_later"])
+def test_an_update_hook_wrapped_or_set_on_the_object(where, keep_grads):
+    # a hook wrapped with functools.wraps passed for the library's own (its __module__), and a
+    # hook set on the optimizer object was never looked at: the lean update or the fold ran
+    cls = WrappedHookSGD if where == "wrapped_in_subclass" else tg.optim.SGD
+    a, b = build(31), build(31)
+    oa, ob = cls(a.parameters(), lr=0.5), cls(b.parameters(), lr=0.5)
+
+    def set_hook():
+        for o in (oa, ob):
+            o._step_flat = types.MethodType(keeping(tg.optim.SGD._step_flat), o)
+
+    if where == "on_object":
+        set_hook()
+    step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa, keep_grads=keep_grads)
+    for i in range(8):
+        if i == 4 and where == "on_object_later":
+            set_hook()
+        x, y = batch(i)
+        want = eager_quadratic(b, ob, x, y, keep_grads)
+        assert step(x, y).item() == pytest.approx(want, rel=1e-6)
+        assert_same(a, b)
+    assert step._verified
+
+
+class SlotsOptimizer:
+    """A duck-typed optimizer with no __dict__ that borrows our step() and zero_grad() and the
+    per-parameter SGD update."""
+
+    __slots__ = ("param_groups", "state", "_scratch", "_flats", "defaults")
+    _flat_steps = False
+    step, zero_grad = tg.optim.Optimizer.step, tg.optim.Optimizer.zero_grad
+    _step_group = tg.optim.SGD._step_group
+    _options = staticmethod(tg.optim.SGD._options)
+    _grad = staticmethod(tg.optim.Optimizer._grad)
+    _buffers = tg.optim.Optimizer._buffers
+
+    def __init__(self, params, lr):
+        plain = {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0}
+        plain.update(nesterov=False, maximize=False)
+        self.param_groups = [{"params": list(params), "lr": lr, **plain}]
+        self.state, self._scratch, self._flats, self.defaults = {}, {}, [], {}
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_an_optimizer_without_a_dict(check):
+    # the plan's guard read OPT.__dict__: a spurious "disagreed" with check, AttributeError
+    # without
+    a, b = build(32), build(32)
+    oa, ob = SlotsOptimizer(a.parameters(), 0.5), SlotsOptimizer(b.parameters(), 0.5)
+    step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa, check=check)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(6):
+            x, y = batch(i)
+            want = eager_quadratic(b, ob, x, y)
+            assert step(x, y).item() == pytest.approx(want, rel=1e-6)
+            assert_same(a, b)
+    assert all(p is not None for p in step._plans.values())

@@ -295,11 +295,17 @@ class _Plan:
         if optimizer is not None:
             env["OPT"], env["NGROUPS"] = optimizer, len(optimizer.param_groups)
             guards.append("len(OPT.param_groups) != NGROUPS")
-            for name in ("step", "zero_grad"):  # ours, unless later set on the object or class
+            # a method or update hook set on the object since, or our step() and zero_grad()
+            # replaced on the class
+            unset = _OVERRIDABLE.difference(getattr(optimizer, "__dict__", _OVERRIDABLE))
+            if unset:
+                env["UNSET"] = unset
+                guards.append("not UNSET.isdisjoint(OPT.__dict__)")
+            for name in ("step", "zero_grad"):
                 own = getattr(Optimizer, name)
                 if _ours_as_is(optimizer, name, own):
                     env[f"OWN_{name}"] = own
-                    guards.append(f"'{name}' in OPT.__dict__ or type(OPT).{name} is not OWN_{name}")
+                    guards.append(f"type(OPT).{name} is not OWN_{name}")
             # each group's parameters, the ones the plan clears, hands gradients to and steps
             named = {id(t): f"L{j}" for j, t in enumerate(leaves)}
             for i, group in enumerate(optimizer.param_groups):
@@ -439,13 +445,22 @@ def _steps_as_ours(optimizer: Any) -> bool:
 
 
 def _updates_as_ours(optimizer: Any) -> bool:
-    """Whether the hooks our ``step()`` makes its update through are all the library's own
-    (a subclass may make its own update there, keeping the gradient arrays it is given)."""
-    return all(
-        getattr(getattr(type(optimizer), name, None), "__module__", "").startswith("tinygrad_nn.")
-        for name in ("_options", "_step_group", "_step_flat", "_flat_grads", "_grad")
-        if hasattr(type(optimizer), name)
-    )
+    """Whether the hooks our ``step()`` makes its update through are all the library's own:
+    defined by a class of tinygrad_nn and not set on the object (a subclass may make its own
+    update there, keeping the gradient arrays it is given)."""
+    mro = type(optimizer).__mro__
+    for name in _UPDATE_HOOKS:
+        if name in getattr(optimizer, "__dict__", ()):
+            return False
+        owner = next((c for c in mro if name in vars(c)), None)
+        if owner is not None and not owner.__module__.startswith("tinygrad_nn."):
+            return False
+    return True
+
+
+# the hooks our optimizers' step() makes its update through, and what a plan relies on
+_UPDATE_HOOKS = ("_options", "_step_group", "_step_flat", "_flat_grads", "_grad")
+_OVERRIDABLE = frozenset(("step", "zero_grad", *_UPDATE_HOOKS))
 
 
 def _ours_as_is(optimizer: Any, name: str, method: Any) -> bool:
