@@ -31,7 +31,7 @@ from numpy import ndarray
 from .autograd import LEAF_LOCK, STATE, _fit_shape, run_backward
 from .lowering import RULES, Lowering, Program, Value
 from .optim.flat import FlatGroup
-from .optim.optimizer import Optimizer
+from .optim.optimizer import UPDATE_HOOKS, Optimizer
 from .random import get_generator
 from .tensor import Tensor, _make, _to_array
 from .tracing import MODE_FREE, Derived, InputRef, Tracer, refers, same_trace
@@ -449,7 +449,7 @@ def _updates_as_ours(optimizer: Any) -> bool:
     defined by a class of tinygrad_nn and not set on the object (a subclass may make its own
     update there, keeping the gradient arrays it is given)."""
     mro = type(optimizer).__mro__
-    for name in _UPDATE_HOOKS:
+    for name in UPDATE_HOOKS:
         if name in getattr(optimizer, "__dict__", ()):
             return False
         owner = next((c for c in mro if name in vars(c)), None)
@@ -458,9 +458,8 @@ def _updates_as_ours(optimizer: Any) -> bool:
     return True
 
 
-# the hooks our optimizers' step() makes its update through, and what a plan relies on
-_UPDATE_HOOKS = ("_options", "_step_group", "_step_flat", "_flat_grads", "_grad")
-_OVERRIDABLE = frozenset(("step", "zero_grad", *_UPDATE_HOOKS))
+# the optimizer's methods a plan relies on being ours (or calls as they are)
+_OVERRIDABLE = frozenset(("step", "zero_grad", *UPDATE_HOOKS))
 
 
 def _ours_as_is(optimizer: Any, name: str, method: Any) -> bool:

@@ -32,6 +32,9 @@ from .flat import FlatGroup
 
 __all__ = ["Optimizer", "OptimizerStateError"]
 
+# the methods step() makes an update through, which a subclass may override to make its own
+UPDATE_HOOKS = ("_options", "_step_group", "_step_flat", "_flat_grads", "_grad")
+
 
 class OptimizerStateError(ValueError):
     """``load_state_dict`` got a state dict that does not fit this optimizer (all misfits named)."""

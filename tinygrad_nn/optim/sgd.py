@@ -9,12 +9,9 @@ from typing import Any
 import numpy as np
 
 from .flat import WHOLE, FlatGroup
-from .optimizer import Optimizer, check_flag, check_number
+from .optimizer import UPDATE_HOOKS, Optimizer, check_flag, check_number
 
 __all__ = ["SGD"]
-
-# the methods plain SGD's update goes through (a subclass overriding one makes its own update)
-_UPDATE = ("_options", "_step_group", "_step_flat", "_flat_grads", "_grad")
 
 
 class SGD(Optimizer):
@@ -97,7 +94,7 @@ class SGD(Optimizer):
         flats = self._flats
         if len(self.param_groups) != 1 or len(flats) != 1 or type(flats[0]) is not FlatGroup:
             return None
-        if any(getattr(type(self), name) is not getattr(SGD, name) for name in _UPDATE):
+        if any(getattr(type(self), name) is not getattr(SGD, name) for name in UPDATE_HOOKS):
             return None
         group, flat = self.param_groups[0], flats[0]
         data, grad, groups = flat.data, flat.grad, self.param_groups
