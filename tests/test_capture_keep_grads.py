@@ -752,3 +752,22 @@ def test_a_step_with_a_function_of_the_users_own_is_not_folded(fn):
     step = capture(lambda x, y: fn(a, x, y), optimizer=oa, keep_grads=False)
     side_by_side(step, a, b, ob, fn, batches(30, 6))
     assert FOLD not in the_source(step)
+
+
+def test_a_step_computing_in_a_narrower_float_is_not_folded():
+    # folded, backward carried -lr·∇ through the float16 part, where it underflowed to 0 (the
+    # first layer stopped learning); the check replays with seed 1 and could not see it
+    def half(m, x, y):
+        h = m[0](x).astype(np.float16).tanh().astype(np.float32)
+        return F.mse_loss(m[2](h), y) * 1e-3
+
+    def build(seed):
+        tg.manual_seed(seed)
+        return nn.Sequential(nn.Dense(6, 8), nn.Tanh(), nn.Dense(8, 3))
+
+    a, b, oa, ob = twins(build, opt=lambda ps: tg.optim.SGD(ps, lr=1e-4))
+    step = capture(lambda x, y: half(a, x, y), optimizer=oa, keep_grads=False)
+    side_by_side(step, a, b, ob, half, batches(33, 6))
+    assert FOLD not in the_source(step)
+    bias_moved = a[0].bias.data - build(0)[0].bias.data
+    assert np.count_nonzero(bias_moved) > 0

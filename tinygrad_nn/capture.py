@@ -86,13 +86,13 @@ class _Plan:
     the parameters and ``optimizer.step()`` (or its lean form), or, for plain SGD folded into
     backward (``keep_grads=False``), one addition of the update to the parameters.
 
-    ``run(arrays)`` returns the loss array (a tuple with the extra outputs), ``_SKIP`` or
-    ``_SKIP_ZEROED`` when this call's inputs do not suit the plan (run it normally; the second
-    after the plan called a ``zero_grad()`` of the optimizer's own), or None when the state the
-    plan was made for has changed — the parameters' arrays (an optimizer laid them out anew, or
+    ``run(arrays)`` returns the loss array (a tuple with the extra outputs), ``_SKIP`` when this
+    call's inputs do not suit the plan (run it normally), or None when the state the plan was
+    made for has changed — the parameters' arrays (an optimizer laid them out anew, or
     ``p.data`` was replaced) or their ``requires_grad``, the modes or attributes of the modules
-    the step calls, the optimizer's param groups, a ``step()`` or ``zero_grad()`` set on the
-    optimizer or its class: the plan is stale then and nothing has run.
+    the step calls, the optimizer's param groups, a ``step()``, ``zero_grad()`` or update hook
+    set on the optimizer (or our ``step()`` or ``zero_grad()`` replaced on its class): the plan
+    is stale then and nothing has run.
     """
 
     def __init__(
@@ -167,8 +167,7 @@ class _Plan:
                 prog.emit(f"if type(v{k}) is not ndarray: v{k} = asarray(v{k})")
                 if reads_input:  # say, a mask: its values decide the shape; if not as traced,
                     # this call runs normally (and the plan stays)
-                    # (having called an optimizer's own zero_grad(), which must not run twice)
-                    env["SKIP"] = _SKIP if _zeroes_to_none(optimizer) else _SKIP_ZEROED
+                    env["SKIP"] = _SKIP
                     prog.emit(f"if v{k}.shape != {prog.const(f'SHAPE{k}', shape)}: return SKIP")
                 # its output may view its inputs' buffers, and its backward reads what it saved
                 prog.backing[out.code] = _buffers_of(prog, argvals)
@@ -203,17 +202,23 @@ class _Plan:
         # buffer receives the update -γ∇ itself and one addition applies it: θ ← θ + (-γ∇).
         # That needs every op's backward to be linear in the gradient it is given: ours are
         # (vector-Jacobian products); a Function of the user's own may not be (one that clips
-        # its gradient, say), so a step with one is not folded.
+        # its gradient, say), so a step with one is not folded; nor is one that computes in a
+        # narrower float than the parameters' (-γ∇ would underflow where ∇ does not).
         params = _optimizer_params(optimizer) if zeroes else {}
+        plain = None
+        if not keep_grads and standard and hasattr(optimizer, "_plain_update"):
+            plain = optimizer._plain_update()
         fold = (
-            not keep_grads
-            and standard
-            and hasattr(optimizer, "_plain_lr")
+            plain is not None
             and all(id(leaf_val[id(t)]) in dest for t in leaves if trace.rg[id(t)])
             and all(_ours(node) for _, node, rule, _, _ in ops if rule is None)
+            and all(
+                out.dtype.kind != "f" or out.dtype.itemsize >= plain[1].data.dtype.itemsize
+                for *_, out in ops
+            )
         )
         seed = None
-        if fold:  # (1 until the fold is known to apply: see below)
+        if fold:  # (dropped below if a parameter is not reached: the seed is then 1)
             root = next((rule for _, _, rule, _, out in ops if out is loss_val), None)
             if getattr(root, "scalar_grad", False):  # a Python float will do
                 seed = Value("seed", loss_val.shape, loss_val.dtype)
@@ -221,7 +226,11 @@ class _Plan:
                 seed = Value("SEED", loss_val.shape, loss_val.dtype)
                 env["SEED"] = np.ones(loss_val.shape, loss_val.dtype)
 
-        # Backward: recorded ops from the last down are a reverse topological order.
+        # Backward: recorded ops from the last down are a reverse topological order. An
+        # optimizer's zero_grad() of its own is called here, after the forward (whose shape
+        # checks may hand the call back to normal execution, which calls it).
+        if optimizer is not None and not zeroes:
+            prog.emit("if step: OPT.zero_grad()")  # (a check starts after the call's)
         env["ROOT"] = np.ones(loss_val.shape, loss_val.dtype)
         for k, node, rule, argvals, out in reversed(ops):
             g = seed if out is loss_val else low.grad(out)
@@ -322,8 +331,6 @@ class _Plan:
             head.append(f"    {' = '.join(cleared)} = None")
         if unreached:  # and for parameters the loss does not reach
             head.append("    for p in UNREACHED: p.grad = None")
-        if optimizer is not None and not zeroes:
-            head.append("    if step: OPT.zero_grad()")  # (a check starts after the call's)
         if fold:  # -γ while plain SGD's update is what step() would do, else 1
             head.append("    lr = LR() if step else None")
             if seed.code == "seed":
@@ -360,9 +367,9 @@ class _Plan:
             complete = standard and params and not unreached and all(k in homes for k in params)
             lean = getattr(optimizer, "_captured_step", None) if complete else None
             env["STEP"] = lean() if lean is not None else _call_step(optimizer)
-        if fold:  # (LR() gives None, so that the fold never applies, in another layout)
-            plain = optimizer._plain_lr()
-            env["LR"], env["DATA"], env["GFLAT"] = plain or (_no_lr, None, None)
+        if fold:  # (the flat gradient buffer exists now: made with the views above)
+            lr_now, flat = plain
+            env["LR"], env["DATA"], env["GFLAT"] = lr_now, flat.data, flat.grad
         self.buffers = [(name, np.empty(shape, dtype)) for name, shape, dtype in buffers]
         self.value_count, self.buffer_count = len(prog.slots), len(buffers)
         env.update(dict(self.buffers))
@@ -416,10 +423,6 @@ def _flat_grad_homes(optimizer: Any) -> dict[int, tuple[FlatGroup, int]]:
                 if p.data is data:
                     out[id(p)] = (flat, i)
     return out
-
-
-def _no_lr() -> None:
-    return None
 
 
 def _call_step(optimizer: Any) -> Callable[[], Any]:
@@ -512,7 +515,7 @@ class CapturedStep:
         self._traces: dict[Any, Tracer] = {}  # traced, no plan made yet
         self._verified: set[Any] = set()
         self._ready: dict[Any, _Plan] = {}  # raw argument shapes/dtypes -> a verified plan
-        self._last: tuple[int, Callable[..., Any]] | None = None  # (arguments, entry), below
+        self._last: tuple[int, Callable[..., Any]] | None = None  # (argument count, entry)
         self._stale = 0  # plans dropped since the last replay
         self._off = False  # stale too often: every call runs normally
         self._lock = threading.Lock()  # a plan's buffers serve one call at a time
@@ -531,11 +534,9 @@ class CapturedStep:
             out.append(t)
         return out
 
-    def _normal(self, inputs: list[Tensor], zero: bool = True) -> Tensor:
-        """The step run normally (``zero``: False when a replay has called ``zero_grad()``
-        already)."""
+    def _normal(self, inputs: list[Tensor]) -> Tensor:
         opt = self.optimizer
-        if opt is not None and zero:
+        if opt is not None:
             opt.zero_grad()
         loss, extra = _split(self.fn(*inputs))
         loss.backward()
@@ -554,10 +555,10 @@ class CapturedStep:
         if last is not None and len(args) == last[0] and STATE.grad_enabled and STATE.hook is None:
             out = last[1](*args)
             if out is not _MISS:
-                if out is _SKIP or out is _SKIP_ZEROED:
-                    return self._normal(self._inputs(args), zero=out is _SKIP)
+                if out is _SKIP:
+                    return self._normal(self._inputs(args))
                 if out is not None:
-                    return _make(out, False, None) if type(out) is not tuple else _wrap(out)
+                    return _wrap(out)
         try:
             key = tuple([(a.shape, a.dtype, isinstance(a, Tensor)) for a in args])
         except AttributeError:  # Python numbers or lists: the general path
@@ -573,8 +574,8 @@ class CapturedStep:
                 else:
                     arrays.append(_to_array(a, None))
             out = self._replay(plan, arrays)
-            if out is _SKIP or out is _SKIP_ZEROED:
-                return self._normal(self._inputs(args), zero=out is _SKIP)
+            if out is _SKIP:
+                return self._normal(self._inputs(args))
             if out is not None:
                 self._last = (len(args), self._entry(_signature(args, arrays), plan))
                 self._stale = 0
@@ -597,8 +598,8 @@ class CapturedStep:
             if plan is None:
                 return self._normal(inputs)
             out = plan.run([t.data for t in inputs])
-            if out is _SKIP or out is _SKIP_ZEROED:
-                return self._normal(inputs, zero=out is _SKIP)
+            if out is _SKIP:
+                return self._normal(inputs)
             if out is None:
                 self._forget(stacklevel=3)
                 return self._normal(inputs)
@@ -778,7 +779,7 @@ class CapturedStep:
             replayed = plan.run([t.data for t in inputs], step=False)
         except Exception:  # a plan that cannot run this step: it runs without capture
             replayed = ()
-        if replayed is _SKIP or replayed is _SKIP_ZEROED:  # (cannot be: traced alike)
+        if replayed is _SKIP:  # (cannot be: this call was traced alike)
             replayed = ()
         # a replay's gradients are arrays of its own (the optimizer's gradient buffer, or fresh
         # ones), so the normal ones above are intact
@@ -811,7 +812,6 @@ class CapturedStep:
 
 
 _SKIP = object()  # a replay's answer: this call's inputs do not suit the plan, run it normally
-_SKIP_ZEROED = object()  # the same, after the plan called a zero_grad() of another kind
 _MISS = object()  # an entry's answer: the arguments are not of the kinds it was made for
 _RANDOM = "the step draws random numbers (dropout?), which a replay would freeze"
 _FROZEN = {
@@ -931,10 +931,12 @@ def capture(
     is the hand-written step's arithmetic (the floor in ``benchmarks/``); it agrees with
     ``θ - γ∇`` to rounding, not bit for bit. It needs every op's backward to be linear in the
     gradient it is given, as the library's ops are: a step using a ``Function`` of your own is
-    not folded; nor is one whose loss leaves a parameter of the optimizer unreached, or reaches
-    a tensor outside it that requires grad. Other optimizers, SGD in other states, and an
-    optimizer whose ``step()`` is overridden step as usual (the lr, momentum and the rest are
-    read at every call).
+    not folded; nor is one whose loss leaves a parameter of the optimizer unreached or reaches
+    a tensor outside it that requires grad, one whose parameters could not be laid out in one
+    flat buffer (mixed dtypes), or one that computes in a narrower float than the parameters'
+    (float16 inside a float32 model: -γ∇ would underflow where ∇ does not). Other optimizers,
+    SGD in other states, and an optimizer whose ``step()`` is overridden step as usual (the lr,
+    momentum and the rest are read at every call).
 
     Steps that draw random numbers (dropout) are never captured; ``warn`` says so (and when a
     replay disagrees, or its first calls ran other ops or constants each time). ``fn`` must

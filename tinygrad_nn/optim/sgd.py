@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .flat import WHOLE, FlatGroup
-from .optimizer import UPDATE_HOOKS, Optimizer, check_flag, check_number
+from .optimizer import Optimizer, check_flag, check_number
 
 __all__ = ["SGD"]
 
@@ -83,23 +83,17 @@ class SGD(Optimizer):
             group["maximize"],
         )
 
-    def _plain_lr(self) -> tuple[Callable[[], float | None], np.ndarray, np.ndarray] | None:
-        """For one group of plain SGD (no momentum, weight decay or maximize) laid out flat, with
-        its flat gradient buffer made: ``(lr_now, data, grad)``, the flat parameter and gradient
-        arrays and a function giving γ when :meth:`step` would do exactly θ ← θ - γ∇ on the
-        whole buffer now, None when the optimizer is in another state; None in other layouts,
-        and for a subclass that changes how the update is made. The caller (a captured step's
-        plan) checks that the group's parameter list is still the one laid out, and that
-        ``step()`` is still ours."""
+    def _plain_update(self) -> tuple[Callable[[], float | None], FlatGroup] | None:
+        """For one group laid out flat: ``(lr_now, flat)``, the group's flat layout and a
+        function giving γ when :meth:`step` would do exactly plain SGD's θ ← θ - γ∇ on the
+        whole buffer now (no momentum, weight decay or maximize), None when the optimizer is in
+        another state; None in other layouts. The caller (a captured step's plan) checks that
+        the group's parameter list is still the one laid out, and that ``step()``, ``zero_grad()``
+        and the update hooks are still ours."""
         flats = self._flats
         if len(self.param_groups) != 1 or len(flats) != 1 or type(flats[0]) is not FlatGroup:
             return None
-        if any(getattr(type(self), name) is not getattr(SGD, name) for name in UPDATE_HOOKS):
-            return None
-        group, flat = self.param_groups[0], flats[0]
-        data, grad, groups = flat.data, flat.grad, self.param_groups
-        if grad is None:
-            return None
+        group, flat, groups = self.param_groups[0], flats[0], self.param_groups
 
         def lr_now() -> float | None:
             lr = group["lr"]
@@ -114,22 +108,22 @@ class SGD(Optimizer):
                 or len(groups) != 1
                 or self._flats is not flats
                 or flats[0] is not flat
-                or flat.grad is not grad
             ):
                 return None
             return lr
 
-        return lr_now, data, grad
+        return lr_now, flat
 
     def _captured_step(self) -> Callable[[], Any]:
         """With every gradient in the flat gradient buffer (as a captured step leaves them):
         plain SGD's update θ ← θ - γ∇ on the whole buffer, without the checks of :meth:`step`,
-        which runs instead whenever the optimizer is in another state (see :meth:`_plain_lr`)."""
-        plain = self._plain_lr()
-        if plain is None:
+        which runs instead whenever the optimizer is in another state (see
+        :meth:`_plain_update`)."""
+        plain = self._plain_update()
+        if plain is None or plain[1].grad is None:
             return self.step
-        lr_now, data, grad = plain
-        full = self.step
+        lr_now, flat = plain
+        data, grad, full = flat.data, flat.grad, self.step
 
         def step() -> None:
             lr = lr_now()
