@@ -651,6 +651,27 @@ def eager_quadratic(b, ob, x, y, keep_grads=True):
     return loss.item()
 
 
+def trains_alike(seed, make_opt, keep_grads=True, calls=8, before=None, grads=False, **kw):
+    """A captured and an eager copy of ``build(seed)``, each with ``make_opt(parameters)``,
+    trained side by side with the quadratic cost: after every call the losses and parameters
+    (with ``grads``, the gradients too) agree. ``before(i, oa, ob)`` runs before call ``i``;
+    ``kw`` goes to ``capture``. Returns ``(step, oa, ob)``."""
+    a, b = build(seed), build(seed)
+    oa, ob = make_opt(a.parameters()), make_opt(b.parameters())
+    step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa, keep_grads=keep_grads, **kw)
+    for i in range(calls):
+        if before is not None:
+            before(i, oa, ob)
+        x, y = batch(i)
+        want = eager_quadratic(b, ob, x, y, keep_grads)
+        assert step(x, y).item() == pytest.approx(want, rel=1e-6)
+        assert_same(a, b)
+        for p, q in zip(a.parameters(), b.parameters()):
+            if grads and q.grad is not None:
+                np.testing.assert_allclose(p.grad, q.grad, rtol=1e-5, atol=1e-6)
+    return step, oa, ob
+
+
 class ClippedSGD(tg.optim.SGD):
     """SGD whose step() clips the gradients first: the override must run at every call."""
 
@@ -678,17 +699,7 @@ class AccumulatingSGD(tg.optim.SGD):
 def test_an_optimizer_with_its_own_step_or_zero_grad(opt, keep_grads):
     # the lean update (and keep_grads=False's fold) stood in for an overridden step(); the
     # plan set .grad where an overridden zero_grad() would have left something to add to
-    a, b = build(22), build(22)
-    oa, ob = opt(a.parameters(), lr=0.5), opt(b.parameters(), lr=0.5)
-    step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa, keep_grads=keep_grads)
-    for i in range(7):
-        x, y = batch(i)
-        want = eager_quadratic(b, ob, x, y, keep_grads)
-        assert step(x, y).item() == pytest.approx(want, rel=1e-6)
-        assert_same(a, b)
-        for p, q in zip(a.parameters(), b.parameters()):
-            if q.grad is not None:
-                np.testing.assert_allclose(p.grad, q.grad, rtol=1e-5, atol=1e-6)
+    step, oa, ob = trains_alike(22, lambda ps: opt(ps, lr=0.5), keep_grads, calls=7, grads=True)
     assert step._verified
     if opt is ClippedSGD:
         assert oa.calls == ob.calls == 7
@@ -765,17 +776,13 @@ def test_optimizer_methods_overridden_on_the_object_or_keeping_gradients(make, k
     # step() keeping p.grad found it overwritten by the next replay (a view of a reused buffer)
     later = make == "wrapped after capture"
     make = (lambda ps: tg.optim.SGD(ps, lr=0.5)) if later else make
-    a, b = build(24), build(24)
-    oa, ob = make(a.parameters()), make(b.parameters())
-    step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa, keep_grads=keep_grads)
-    for i in range(8):
+
+    def before(i, oa, ob):
         if later and i == 4:
             wrap_step(oa)
             wrap_step(ob)
-        x, y = batch(i)
-        want = eager_quadratic(b, ob, x, y, keep_grads)
-        assert step(x, y).item() == pytest.approx(want, rel=1e-6)
-        assert_same(a, b)
+
+    step, _, _ = trains_alike(24, make, keep_grads, before=before)
     assert step._verified
 
 
@@ -866,26 +873,25 @@ def test_the_update_the_optimizer_would_make_at_each_call(change, keep_grads):
     cls = {"hook_subclass": FlatClippingSGD, "class_patched": PlainSubclass}.get(
         change, tg.optim.SGD
     )
-    a, b = build(27), build(27)
-    oa, ob = cls(a.parameters(), lr=0.5), cls(b.parameters(), lr=0.5)
-    if change == "step_rebound":
-        for o in (oa, ob):
+
+    def make(ps):
+        o = cls(ps, lr=0.5)
+        if change == "step_rebound":
             o.step = bound(tg.optim.SGD.step, o)
-    step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa, keep_grads=keep_grads)
+        return o
+
+    def before(i, oa, ob):
+        if i == 4 and change == "step_rebound":
+            for o in (oa, ob):
+                o.step = bound(clipping(tg.optim.SGD.step), o)
+        if i == 4 and change == "class_patched":
+            PlainSubclass.step = clipping(tg.optim.SGD.step)
+        if i == 4 and change == "new_groups":
+            for o in (oa, ob):
+                o.param_groups = [dict(g, lr=0.0) for g in o.param_groups]
+
     try:
-        for i in range(8):
-            if i == 4 and change == "step_rebound":
-                for o in (oa, ob):
-                    o.step = bound(clipping(tg.optim.SGD.step), o)
-            if i == 4 and change == "class_patched":
-                PlainSubclass.step = clipping(tg.optim.SGD.step)
-            if i == 4 and change == "new_groups":
-                for o in (oa, ob):
-                    o.param_groups = [dict(g, lr=0.0) for g in o.param_groups]
-            x, y = batch(i)
-            want = eager_quadratic(b, ob, x, y, keep_grads)
-            assert step(x, y).item() == pytest.approx(want, rel=1e-6)
-            assert_same(a, b)
+        step, _, _ = trains_alike(27, make, keep_grads, before=before)
     finally:
         if "step" in vars(PlainSubclass):
             del PlainSubclass.step
@@ -905,14 +911,7 @@ class FlatAveragingSGD(tg.optim.SGD):
 
 @pytest.mark.parametrize("keep_grads", [True, False])
 def test_an_update_hook_of_a_subclass_keeps_the_gradients_it_is_given(keep_grads):
-    a, b = build(28), build(28)
-    oa, ob = FlatAveragingSGD(a.parameters(), lr=0.5), FlatAveragingSGD(b.parameters(), lr=0.5)
-    step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa, keep_grads=keep_grads)
-    for i in range(8):
-        x, y = batch(i)
-        want = eager_quadratic(b, ob, x, y, keep_grads)
-        assert step(x, y).item() == pytest.approx(want, rel=1e-6)
-        assert_same(a, b)
+    step, _, _ = trains_alike(28, lambda ps: FlatAveragingSGD(ps, lr=0.5), keep_grads)
     assert step._verified
 
 
@@ -967,23 +966,22 @@ def test_an_update_hook_wrapped_or_set_on_the_object(where, keep_grads):
     # a hook wrapped with functools.wraps passed for the library's own (its __module__), and a
     # hook set on the optimizer object was never looked at: the lean update or the fold ran
     cls = WrappedHookSGD if where == "wrapped_in_subclass" else tg.optim.SGD
-    a, b = build(31), build(31)
-    oa, ob = cls(a.parameters(), lr=0.5), cls(b.parameters(), lr=0.5)
 
-    def set_hook():
-        for o in (oa, ob):
-            o._step_flat = types.MethodType(keeping(tg.optim.SGD._step_flat), o)
+    def set_hook(o):
+        o._step_flat = types.MethodType(keeping(tg.optim.SGD._step_flat), o)
 
-    if where == "on_object":
-        set_hook()
-    step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa, keep_grads=keep_grads)
-    for i in range(8):
+    def make(ps):
+        o = cls(ps, lr=0.5)
+        if where == "on_object":
+            set_hook(o)
+        return o
+
+    def before(i, oa, ob):
         if i == 4 and where == "on_object_later":
-            set_hook()
-        x, y = batch(i)
-        want = eager_quadratic(b, ob, x, y, keep_grads)
-        assert step(x, y).item() == pytest.approx(want, rel=1e-6)
-        assert_same(a, b)
+            set_hook(oa)
+            set_hook(ob)
+
+    step, _, _ = trains_alike(31, make, keep_grads, before=before)
     assert step._verified
 
 
@@ -1010,14 +1008,7 @@ class SlotsOptimizer:
 def test_an_optimizer_without_a_dict(check):
     # the plan's guard read OPT.__dict__: a spurious "disagreed" with check, AttributeError
     # without
-    a, b = build(32), build(32)
-    oa, ob = SlotsOptimizer(a.parameters(), 0.5), SlotsOptimizer(b.parameters(), 0.5)
-    step = capture(lambda x, y: quadratic(a, x, y), optimizer=oa, check=check)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for i in range(6):
-            x, y = batch(i)
-            want = eager_quadratic(b, ob, x, y)
-            assert step(x, y).item() == pytest.approx(want, rel=1e-6)
-            assert_same(a, b)
+        step, _, _ = trains_alike(32, lambda ps: SlotsOptimizer(ps, 0.5), calls=6, check=check)
     assert all(p is not None for p in step._plans.values())
