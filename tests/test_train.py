@@ -480,3 +480,34 @@ def test_captured_fit_runs_dropout_models_normally_and_quietly(moons, recwarn):
     )
     assert np.isfinite(h["loss"]).all()
     assert not [w for w in recwarn if "capture" in str(w.message)]
+
+
+def test_captured_fit_steps_a_duck_typed_optimizer_normally():
+    # an optimizer without param_groups cannot be captured: fit(capture=True) used to raise
+    # capture's TypeError where fit(capture=False) trains; now it trains the same
+    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(8, 1)
+    y = np.zeros((8, 1), np.float32)
+    results = []
+    for captured in (False, True):
+        model = nn.Dense(1, 1)
+        nn.init.constant_(model.weight, 0.5)
+        nn.init.zeros_(model.bias)
+        h = fit(
+            model,
+            "mse",
+            Drift(model.parameters()),
+            x,
+            y,
+            epochs=2,
+            batch_size=4,
+            metrics=(),
+            verbose=0,
+            shuffle=False,
+            capture=captured,
+        )
+        results.append((h["loss"], model.weight.data.copy(), model.bias.data.copy()))
+    (loss0, w0, b0), (loss1, w1, b1) = results
+    np.testing.assert_array_equal(loss1, loss0)
+    np.testing.assert_array_equal(w1, w0)
+    np.testing.assert_array_equal(b1, b0)
+    assert w1[0, 0] == pytest.approx(4.5)  # four steps of +1

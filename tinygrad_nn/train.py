@@ -538,8 +538,10 @@ def fit(
     replayed as one generated function (about twice as fast at batch 10 on small networks;
     with plain SGD the update is folded into backward). The parameters' ``.grad``
     are then None after each step, and after ``fit``. Steps that draw random numbers (dropout)
-    run normally. Use it for models built from our layers and ops; a module whose ``forward``
-    has side effects besides its ops would see them only when traced.
+    run normally, as does every step with an optimizer that has no ``param_groups`` (a
+    duck-typed one: an object with ``zero_grad()`` and ``step()``). Use it for models built from
+    our layers and ops; a module whose ``forward`` has side effects besides its ops would see
+    them only when traced.
 
     Raises ``ValueError`` for empty data, ``len(x) != len(y)``, ``epochs < 1`` or
     ``batch_size < 1``.
@@ -575,7 +577,9 @@ def fit(
     was_training = model.training
     perf_counter = time.perf_counter
     captured = None
-    if capture:
+    # an optimizer capture cannot drive (a duck-typed one, without param_groups) steps normally,
+    # as every other step capture declines
+    if capture and hasattr(optimizer, "param_groups"):
 
         def train_step(xb: Tensor, yb: Any) -> tuple[Tensor, Tensor]:
             out = model(xb)
