@@ -253,6 +253,25 @@ def test_assigning_into_a_constant_a_graph_saved_is_caught_at_backward():
     np.testing.assert_array_equal(w.grad, [100.0, 5.0, 3.0])
 
 
+def test_an_optimizer_step_between_forward_and_backward_is_caught_at_backward():
+    # the step changes the parameters in place; Mul saved the old ones for the gradient, which
+    # came out with the wrong sign here ([-1, -2] for [1, 2]) before the step was recorded
+    x = Tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    frozen = Tensor(np.array([3.0, 4.0], np.float32), requires_grad=True)  # no grad: not stepped
+    opt = tg.optim.SGD([x, frozen], lr=1.0)
+    x.grad = np.ones(2, np.float32)
+    y = (x * x).sum()
+    z = (frozen * frozen).sum()
+    opt.step()
+    with pytest.raises(RuntimeError, match=r"Mul node was modified in place by optimizer\.step"):
+        y.backward()
+    z.backward()  # the step did not change `frozen`
+    np.testing.assert_array_equal(frozen.grad, [6.0, 8.0])
+    opt.zero_grad()
+    (x * x).sum().backward()  # a graph recorded after the step is fine
+    np.testing.assert_array_equal(x.grad, [0.0, 2.0])
+
+
 @pytest.mark.parametrize(
     "other",
     [np.float64(2), np.int64(2), np.prod((2, 3)), [1, 2, 3], np.array([1, 2, 3]), 2.0],

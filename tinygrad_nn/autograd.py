@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from heapq import heappop, heappush
 from itertools import count
 from typing import Any
@@ -409,46 +409,70 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
 
 
 class _Mutations:
-    """Item assignments into tensors: the recording number at each tensor's last assignment, and
-    ``last``, the largest. A node recorded before an assignment into one of its inputs may have
-    saved the old values, so backward refuses it (as PyTorch's version counters do). Keyed by
-    id with a weak reference (tensors compare elementwise, so they cannot be dict keys)."""
+    """In-place changes of tensors the library makes (item assignment, an optimizer's step): the
+    recording number at each tensor's last change, what made it, and ``last``, the largest. A
+    node recorded before a change of one of its inputs may have saved the old values, so
+    backward refuses it (as PyTorch's version counters do). Keyed by id with a weak reference
+    (tensors compare elementwise, so they cannot be dict keys)."""
 
     def __init__(self) -> None:
-        self.seen: dict[int, tuple[weakref.ref[Any], int]] = {}
+        self.seen: dict[int, tuple[weakref.ref[Any], int, str]] = {}
         self.last = -1
 
-    def record(self, tensor: Any) -> None:
-        key = id(tensor)
+    def record(self, tensor: Any, by: str = "item assignment") -> None:
+        self.record_many((tensor,), by)
 
-        def forget(ref: weakref.ref[Any], key: int = key) -> None:
+    def record_many(self, tensors: Iterable[Any], by: str) -> None:
+        """:meth:`record` for tensors changed in place together (``by`` an optimizer's step, say),
+        under one recording number."""
+        with LEAF_LOCK:
+            self.last = seq = next(_sequence)
+            seen = self.seen
+            for tensor in tensors:
+                key = id(tensor)
+                entry = seen.get(key)
+                if entry is not None and entry[0]() is tensor:
+                    seen[key] = (entry[0], seq, by)
+                else:
+                    seen[key] = (weakref.ref(tensor, self._forgetter(key)), seq, by)
+
+    def _forgetter(self, key: int) -> Callable[[Any], None]:
+        def forget(ref: weakref.ref[Any]) -> None:
             entry = self.seen.get(key)
             if entry is not None and entry[0] is ref:
                 del self.seen[key]
 
-        with LEAF_LOCK:
-            self.last = seq = next(_sequence)
-            entry = self.seen.get(key)
-            ref = entry[0] if entry is not None and entry[0]() is tensor else None
-            self.seen[key] = (ref or weakref.ref(tensor, forget), seq)
+        return forget
 
-    def since(self, tensor: Any) -> int:
-        """The recording number of the last assignment into ``tensor`` (-1 if none)."""
+    def since(self, tensor: Any) -> tuple[int, str]:
+        """The recording number of the last in-place change of ``tensor`` and what made it
+        ((-1, "") if none)."""
         entry = self.seen.get(id(tensor))
-        return entry[1] if entry is not None and entry[0]() is tensor else -1
+        return entry[1:] if entry is not None and entry[0]() is tensor else (-1, "")
 
 
 MUTATIONS = _Mutations()
 
 
+_FIXES = {
+    "item assignment": "assign into a copy (Tensor(t.numpy().copy())) instead, or recompute the "
+    "forward after the assignment",
+    "optimizer.step()": "call backward() before optimizer.step(), or recompute the forward "
+    "after the step",
+}
+
+
 def _check_unmodified(node: Function) -> None:
     for i, inp in enumerate(node.inputs):
-        if isinstance(inp, _tensor_type) and MUTATIONS.since(inp) > node.seq:
+        if not isinstance(inp, _tensor_type):
+            continue
+        seq, by = MUTATIONS.since(inp)
+        if seq > node.seq:
+            fix = _FIXES.get(by, f"recompute the forward after the {by}")
             raise RuntimeError(
                 f"backward: input {i} (shape {inp.shape}) of the {node.name} node was modified "
-                f"by item assignment after {node.name} used it, so the values it saved for "
-                f"backward are stale; assign into a copy (Tensor(t.numpy().copy())) instead, or "
-                f"recompute the forward after the assignment"
+                f"in place by {by} after {node.name} used it, so the values it saved for "
+                f"backward are stale; {fix}"
             )
 
 

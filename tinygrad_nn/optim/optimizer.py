@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import enable_grad
+from ..autograd import MUTATIONS, enable_grad
 from ..tensor import Tensor
 from .flat import FlatGroup
 
@@ -197,6 +197,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        changed: list[Tensor] = []
         for i, group in enumerate(self.param_groups):
             lr = group["lr"]
             if not (type(lr) is float and 0.0 <= lr < math.inf):  # changed since construction
@@ -205,6 +206,9 @@ class Optimizer:
             flat, grads = self._flat_grads(i, group) if self._flat_steps else (None, None)
             if grads is None or not self._step_flat(group, flat, grads):
                 self._step_group(group)
+            changed += [p for p in group["params"] if p.grad is not None]
+        if changed:  # a graph recorded before this step saw the old values: backward refuses it
+            MUTATIONS.record_many(changed, "optimizer.step()")
         return loss
 
     def _captured_step(self) -> Callable[[], Any]:
