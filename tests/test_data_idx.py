@@ -157,6 +157,32 @@ def test_bad_gzip_checksum():
     check_refused(bytes(packed), "corrupt gzip stream", "CRC")
 
 
+def members(raw: bytes, *cuts: int) -> bytes:
+    """``raw`` gzipped as one member per piece between ``cuts``, joined as ``cat a.gz b.gz``."""
+    bounds = [0, *cuts, len(raw)]
+    return b"".join(gzip.compress(raw[a:b]) for a, b in zip(bounds, bounds[1:]))
+
+
+def test_multi_member_gzip_is_read_whole(tmp_path):
+    raw = small_idx()
+    # an empty member first, a member boundary inside the magic number and one inside the dims
+    packed = members(raw, 0, 2, 9, 20)
+    assert gzip.decompress(packed) == raw
+    path = tmp_path / "cat.gz"
+    path.write_bytes(packed)
+    np.testing.assert_array_equal(read_idx(path), read_idx(raw))
+    # zero padding after the last member is skipped, as gzip -d and Python's gzip do
+    np.testing.assert_array_equal(read_idx(packed + bytes(5)), read_idx(raw))
+
+
+def test_multi_member_gzip_still_refuses_what_is_wrong():
+    raw = small_idx()
+    check_refused(members(raw, 10)[:-6], "truncated gzip stream")  # the last member cut
+    check_refused(members(raw, 10)[:-45], "truncated gzip stream")  # cut in its header
+    check_refused(members(raw, len(raw)) + gzip.compress(b"x"), "1 byte extra at the end")
+    check_refused(members(raw, 10) + b"junk", "not another gzip member")
+
+
 def test_error_is_a_value_error():
     assert issubclass(IDXFormatError, ValueError)
 

@@ -15,6 +15,7 @@ A file may be gzipped; that is told by its first two bytes (1f 8b), not by its n
 from __future__ import annotations
 
 import gzip as _gzip
+import io
 import math
 import os
 import struct
@@ -88,29 +89,43 @@ def read_raw_bytes(source: Source, *, name: str | None = None) -> bytes:
 
 
 def _gunzip_bounded(data: bytes, name: str) -> bytes:
-    """Decompress a gzip stream, but never more than its IDX header says the file holds (plus
-    one byte, so that extra data is still seen): a gzip bomb cannot exhaust memory."""
-    d = zlib.decompressobj(wbits=31)
+    """Decompress a gzip file, but never more than its IDX header says the file holds (plus
+    one byte, so that extra data is still seen): a gzip bomb cannot exhaust memory.
+
+    A gzip file may hold several members one after the other (``cat a.gz b.gz``, pigz, appending
+    with ``gzip -c >>``): their contents are joined, as ``gzip -d`` does. Python's gzip reader
+    does the work, so zero padding after a member is skipped and anything else there refused.
+    """
+    stream = _gzip.GzipFile(fileobj=io.BytesIO(data))
+    out = bytearray()
+
+    def fill(target: int) -> bool:
+        """Inflate until ``out`` holds ``target`` bytes; False if the data ends first."""
+        while len(out) < target:
+            chunk = stream.read(min(target - len(out), 1 << 24))
+            if not chunk:
+                return False
+            out.extend(chunk)
+        return True
+
     try:
-        out = d.decompress(data, 4)
         limit = 4 + 1024  # not an IDX header: enough for decode_idx to say what is wrong
-        if len(out) == 4 and out[:2] == b"\x00\x00" and out[2] in IDX_TYPES and out[3] > 0:
-            out += d.decompress(d.unconsumed_tail, 4 * out[3])
-            if len(out) == 4 + 4 * out[3]:
-                dims = struct.unpack(f">{out[3]}I", out[4:])
-                body = IDX_TYPES[out[2]][0].itemsize * math.prod(dims)
-                limit = len(out) + body + 1
-        while len(out) < limit and not d.eof:
-            chunk = d.decompress(d.unconsumed_tail, min(limit - len(out), 1 << 24))
-            if not chunk and not d.unconsumed_tail:
-                break
-            out += chunk
-    except zlib.error as exc:
-        crc = ": its CRC check failed" if "incorrect data check" in str(exc) else ""
-        raise IDXFormatError(name, f"corrupt gzip stream ({exc}){crc}") from None
-    if not d.eof and len(out) < limit:
-        raise IDXFormatError(name, "truncated gzip stream (it ends before its last block)")
-    return out
+        if fill(4) and out[:2] == b"\x00\x00" and out[2] in IDX_TYPES and out[3] > 0:
+            header = 4 + 4 * out[3]
+            if fill(header):
+                dims = struct.unpack(f">{out[3]}I", out[4:header])
+                limit = header + IDX_TYPES[out[2]][0].itemsize * math.prod(dims) + 1
+        fill(limit)
+    except EOFError:
+        problem = "truncated gzip stream (it ends before its last block)"
+        raise IDXFormatError(name, problem) from None
+    except (_gzip.BadGzipFile, zlib.error) as exc:
+        if "Not a gzipped file" in str(exc):
+            problem = f"the bytes after a gzip member are not another gzip member ({exc})"
+        else:
+            problem = f"corrupt gzip stream ({exc})"
+        raise IDXFormatError(name, problem) from None
+    return bytes(out)
 
 
 def decode_idx(data: bytes | bytearray | memoryview, name: str = "<bytes>") -> np.ndarray:
