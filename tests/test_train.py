@@ -8,8 +8,10 @@ import pytest
 
 import tinygrad_nn as tg
 from tinygrad_nn import io, nn
+from tinygrad_nn import train as train_module
 from tinygrad_nn.data import make_moons
 from tinygrad_nn.optim import SGD, Adam
+from tinygrad_nn.testing import assert_gradcheck
 from tinygrad_nn.train import (
     Callback,
     EarlyStopping,
@@ -511,3 +513,39 @@ def test_captured_fit_steps_a_duck_typed_optimizer_normally():
     np.testing.assert_array_equal(w1, w0)
     np.testing.assert_array_equal(b1, b0)
     assert w1[0, 0] == pytest.approx(4.5)  # four steps of +1
+
+
+def _keras_categorical_crossentropy(p, onehot):
+    """Keras' formula (from_logits=False): rows scaled to sum 1, clipped to [1e-7, 1 - 1e-7]."""
+    p = p / p.sum(axis=-1, keepdims=True)
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(np.mean(-(onehot * np.log(p)).sum(axis=-1)))
+
+
+@pytest.mark.parametrize("name", ["categorical_crossentropy", "sparse_categorical_crossentropy"])
+def test_keras_categorical_losses_take_probabilities_as_in_keras(name):
+    # they used to be softmax cross-entropy on logits, so a model ending in softmax (Keras'
+    # usual setup) had softmax applied twice: a confident right answer scored about 0.55
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 3)).astype(np.float32) * 4
+    labels = np.array([0, 1, 2, 2, 1, 0])
+    onehot = np.eye(3, dtype=np.float32)[labels]
+    probs = tg.Tensor(logits).softmax(axis=-1).numpy()
+    want = _keras_categorical_crossentropy(probs, onehot)
+    model = nn.Sequential(nn.Dense(3, 3), nn.Softmax())
+    model[0].weight.data[...] = np.eye(3, dtype=np.float32)  # the model gives softmax(x)
+    model[0].bias.data[...] = 0.0
+    targets = labels if name.startswith("sparse") else onehot
+    got = evaluate(model, name, logits, targets, metrics=())["loss"]
+    assert got == pytest.approx(want, rel=1e-5)
+    confident = np.array([[0.0, 1.0, 0.0]], np.float32)
+    loss = train_module._NAMED_LOSSES[name][0](tg.Tensor(confident), np.array([1]))
+    assert float(loss.data) == pytest.approx(-np.log(1 - 1e-7), abs=1e-6)  # ~1e-7, not 0.55
+
+
+def test_keras_categorical_crossentropy_has_the_right_gradient():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.1, 1.0, size=(4, 3))
+    y = np.eye(3)[[0, 2, 1, 1]]
+    loss_fn = train_module._NAMED_LOSSES["categorical_crossentropy"][0]
+    assert_gradcheck(lambda t: loss_fn(t, y), tg.Tensor(p, requires_grad=True))

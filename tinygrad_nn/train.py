@@ -13,7 +13,9 @@ The loss is one of
   ``"cross_entropy"`` (softmax cross-entropy on logits), ``"nll"``, ``"bce"`` (binary
   cross-entropy on probabilities), ``"bce_with_logits"``; Keras' names ``"mean_squared_error"``,
   ``"categorical_crossentropy"``, ``"sparse_categorical_crossentropy"`` and
-  ``"binary_crossentropy"`` work too;
+  ``"binary_crossentropy"`` work too, with Keras' meaning (``from_logits=False``): the two
+  categorical ones take probabilities, from a model that ends in ``nn.Softmax`` (for logits,
+  use ``"cross_entropy"``);
 - a loss module (``nn.MSELoss()``, ``nn.CrossEntropyLoss()``, ...), whose reduction must not be
   ``"none"``;
 - any function ``f(prediction: Tensor, target: np.ndarray) -> Tensor`` returning a scalar.
@@ -70,6 +72,21 @@ _REFRESH_SECONDS = 0.1  # how often the progress bar is redrawn
 # ----------------------------------------------------------------------------- losses
 
 
+def _keras_crossentropy(p: Tensor, target: Any) -> Tensor:
+    """Keras' categorical cross-entropy with its default ``from_logits=False``: ``p`` holds
+    probabilities (a model ending in ``nn.Softmax``). Each row is scaled to sum to 1 and clipped
+    to [1e-7, 1 - 1e-7], as Keras does; the loss is the batch mean of -Σ y log p, ``y`` class
+    indices (N,) or one-hot rows (N, C)."""
+    p = p / p.sum(axis=-1, keepdims=True)
+    logp = p.clip(_KERAS_EPSILON, 1.0 - _KERAS_EPSILON).log()
+    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if t.dtype.kind in "iu":
+        return F.nll_loss(logp, t)
+    return -(logp * t).sum(axis=-1).mean()
+
+
+_KERAS_EPSILON = 1e-7
+
 # name -> (function, what target it takes: "index" for class indices, "same" for the
 # prediction's shape)
 _NAMED_LOSSES: dict[str, tuple[Callable[..., Tensor], str]] = {
@@ -77,8 +94,8 @@ _NAMED_LOSSES: dict[str, tuple[Callable[..., Tensor], str]] = {
     "mean_squared_error": (F.mse_loss, "same"),
     "quadratic": (F.quadratic_cost, "same"),
     "cross_entropy": (F.cross_entropy, "index"),
-    "categorical_crossentropy": (F.cross_entropy, "index"),
-    "sparse_categorical_crossentropy": (F.cross_entropy, "index"),
+    "categorical_crossentropy": (_keras_crossentropy, "index"),
+    "sparse_categorical_crossentropy": (_keras_crossentropy, "index"),
     "nll": (F.nll_loss, "index"),
     "bce": (F.binary_cross_entropy, "same"),
     "binary_crossentropy": (F.binary_cross_entropy, "same"),
