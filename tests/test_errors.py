@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import tinygrad_nn as tg
-from tinygrad_nn import Tensor
+from tinygrad_nn import Tensor, nn
+from tinygrad_nn.nn import functional as F
 from tinygrad_nn.testing import assert_close, assert_gradcheck
 
 
@@ -285,3 +286,55 @@ def test_numpy_scalars_and_int_arrays_do_not_widen_float32(other):
 def test_int_tensor_times_python_float_gives_the_default_float():
     assert (Tensor([1, 2]) * 0.5).dtype == np.float32
     assert (0.5 * Tensor([1, 2])).dtype == np.float32
+    assert (Tensor([1, 2]) + np.float64(0.5)).dtype == np.float32  # a numpy scalar: the same
+
+
+def test_integer_tensors_do_not_widen_float32():
+    # PyTorch's promotion: float32 with an int64 tensor is float32 (numpy's would be float64)
+    x = Tensor(np.array([1.0, 2.0, 3.0], np.float32), requires_grad=True)
+    i = Tensor(np.array([1, 2, 3]))
+    flags = Tensor(np.array([True, False, True]))
+    outs = {
+        "x * i": x * i,
+        "i + x": i + x,
+        "x ** i": x**i,
+        "x - flags": x - flags,
+        "maximum": tg.maximum(x, i),
+        "where": tg.where(np.array([True, False, True]), x, i),
+        "concatenate": tg.concatenate([x, i]),
+        "stack": tg.stack([i, x]),
+        "mse_loss": F.mse_loss(x, i),
+    }
+    for name, out in outs.items():
+        assert out.dtype == np.float32, name
+    # and the gradients are the same as with float targets
+    (x * i).sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 2.0, 3.0])
+    assert x.grad.dtype == np.float32
+    # between floats numpy's rule stands: float32 with float64 is float64
+    assert (x * Tensor(np.ones(3), dtype=np.float64)).dtype == np.float64
+
+
+def test_dense_computes_in_its_own_dtype():
+    dense = nn.Dense(3, 2)
+    assert dense([[1, 2, 3]]).dtype == np.float32  # an int list
+    x = Tensor(np.ones((1, 3)), dtype=np.float64, requires_grad=True)
+    out = dense(x)
+    assert out.dtype == np.float32
+    out.sum().backward()  # the cast is differentiable: x gets a float64 gradient
+    assert x.grad.dtype == np.float64
+    np.testing.assert_allclose(x.grad, dense.weight.data.sum(axis=0, keepdims=True), rtol=1e-6)
+    assert dense.weight.grad.dtype == np.float32
+
+
+def test_cross_entropy_keeps_the_gradient_of_a_probability_target_of_another_dtype():
+    # the float64 target was cast with numpy, which cut it off the graph: p.grad stayed None
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((2, 3)).astype(np.float32)
+    p = np.full((2, 3), 1 / 3)
+    zt = Tensor(z, requires_grad=True)
+    pt = Tensor(p, dtype=np.float64, requires_grad=True)
+    F.cross_entropy(zt, pt).backward()
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(pt.grad, -logp / 2, rtol=1e-5)  # dL/dp = -log softmax(z) / N
+    assert pt.grad.dtype == np.float64

@@ -631,14 +631,33 @@ def _operand(x: Any, like: Tensor) -> Any:
     return NotImplemented
 
 
+def _floats_alike(tensors: list[Any]) -> list[Any]:
+    """PyTorch's promotion between tensors of different kinds: when some are float and the others
+    integer or bool, the others take the floats' dtype (float32 with int64 is float32, where
+    numpy gives float64); among floats alone, or integers alone, numpy's rule stands."""
+    floats = [t.data.dtype for t in tensors if isinstance(t, Tensor) and t.data.dtype.kind == "f"]
+    if not floats:
+        return tensors
+    dtype = np.result_type(*floats)
+    return [
+        t.astype(dtype) if isinstance(t, Tensor) and t.data.dtype.kind in "iub" else t
+        for t in tensors
+    ]
+
+
 def _binary(op: type[Function], a: Any, b: Any) -> Any:
     if isinstance(a, Tensor):
-        if not (isinstance(b, Tensor) or type(b) in _PYTHON_NUMBERS):
-            b = _operand(b, a)
-            if b is NotImplemented:
-                return NotImplemented
-        elif type(b) is float and not a._rg and a.data.dtype.kind != "f":
-            a = a.astype(_default_dtype)  # int tensor * 0.5: the default float, not float64
+        if isinstance(b, Tensor):
+            da, db = a.data.dtype, b.data.dtype
+            if da is not db and (da.kind == "f") != (db.kind == "f"):
+                a, b = _floats_alike([a, b])
+        else:
+            if type(b) not in _PYTHON_NUMBERS:
+                b = _operand(b, a)  # numpy scalars become Python numbers
+                if b is NotImplemented:
+                    return NotImplemented
+            if type(b) is float and not a._rg and a.data.dtype.kind != "f":
+                a = a.astype(_default_dtype)  # int tensor * 0.5: the default float, not float64
     else:
         a = _operand(a, b)
         if a is NotImplemented:
@@ -713,7 +732,7 @@ def _as_tensors(xs: Sequence[ArrayLike], fname: str) -> list[Tensor]:
         raise TypeError(f"{fname}: expected a list or tuple of tensors, got {type(xs).__name__}")
     if not xs:
         raise ValueError(f"{fname}: need at least one tensor")
-    return [x if isinstance(x, Tensor) else Tensor(x) for x in xs]
+    return _floats_alike([x if isinstance(x, Tensor) else Tensor(x) for x in xs])
 
 
 def concatenate(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
@@ -742,6 +761,7 @@ def where(condition: ArrayLike, a: ArrayLike, b: ArrayLike) -> Tensor:
                 f"where: a and b must be tensors, arrays or numbers, got {type(a).__name__} "
                 f"and {type(b).__name__}"
             )
+    x, y = _floats_alike([x, y])
     return E.Where.apply(cond, x, y)
 
 

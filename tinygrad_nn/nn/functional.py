@@ -172,9 +172,13 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
                 f"got {t.shape}"
             )
         if t.dtype != input.dtype:
-            cast = t.astype(input.dtype)
-            note_derived(cast, _cast, (t, input.dtype))
-            target = t = cast
+            if isinstance(target, Tensor):  # a tensor may need its gradient: a recorded cast
+                target = target.astype(input.data.dtype)
+                t = target.data
+            else:
+                cast = t.astype(input.dtype)
+                note_derived(cast, _cast, (t, input.dtype))
+                target = t = cast
     else:
         raise TypeError(f"cross_entropy: target must be integer or float, got dtype {t.dtype}")
     if isinstance(target, Tensor):  # passed as a tensor, so a captured step reads it afresh
@@ -211,6 +215,8 @@ def _target_like(input: Tensor, target: Any, fname: str) -> Any:
         raise TypeError(f"{fname}: input must be a Tensor, got {type(input).__name__}")
     if isinstance(target, Tensor):
         shape = target.shape
+        if target.data.dtype.kind in "iub" and input.data.dtype.kind == "f":
+            target = target.astype(input.data.dtype)  # as PyTorch: float32 stays float32
     else:
         target = np.asarray(target)
         if target.dtype.kind not in "fiub":

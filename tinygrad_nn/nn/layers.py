@@ -35,6 +35,9 @@ class Dense(Module):
 
     Default initialisation (PyTorch's): W and b drawn from U(-1/√in, 1/√in). For Nielsen's
     N(0, 1) call ``nn.init.normal_`` on both.
+
+    Inputs of another dtype (integers, a list, float64 data for a float32 layer) are cast to the
+    layer's, as Keras does, so the output has the layer's dtype (the cast is differentiable).
     """
 
     def __init__(
@@ -60,6 +63,9 @@ class Dense(Module):
     def forward(self, x: Any) -> Tensor:
         if not isinstance(x, Tensor):
             x = Tensor(x)
+        dtype = self.weight.data.dtype
+        if x.data.dtype is not dtype and x.data.dtype != dtype:
+            x = x.astype(dtype)  # as Keras: the layer computes in its own dtype
         shape = x.data.shape
         if not shape or shape[-1] != self.in_features:
             raise ValueError(
