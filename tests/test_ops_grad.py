@@ -100,6 +100,36 @@ def test_with_python_scalars(data, fn, kw):
     assert_gradcheck(fn, data.draw(tensors(**kw)))
 
 
+def test_pow_gradients_at_a_zero_base():
+    """d(a^b)/da = b·a^(b-1) is 0·∞ at a = 0, b = 0: the gradient is 0 there (the function is
+    the constant 1), not nan. d(a^b)/db = a^b·ln a at a = 0 is 0 for b ≥ 0 and -∞·g for b < 0.
+    The expected values are PyTorch's."""
+    x = Tensor([0.0, 1.0, 2.0], requires_grad=True)
+    (x**0).sum().backward()
+    assert_close(x.grad, np.zeros(3, np.float32), check_dtype=True)
+    a = Tensor([0.0, 0.0, 0.0, 2.0], requires_grad=True)
+    b = Tensor([0.0, 2.0, -1.0, 0.0], requires_grad=True)
+    with np.errstate(divide="ignore"):
+        (a**b).backward(np.ones(4, np.float32))
+    assert_close(a.grad, np.array([0.0, 0.0, -np.inf, 0.0], np.float32), check_dtype=True)
+    assert_close(b.grad, np.array([0.0, 0.0, -np.inf, np.log(2)], np.float32), check_dtype=True)
+    c = Tensor([0.0, 2.0, -1.0], requires_grad=True)
+    with np.errstate(divide="ignore"):
+        (0.0**c).backward(np.full(3, -2.0, np.float32))
+    assert_close(c.grad, np.array([0.0, 0.0, np.inf], np.float32), check_dtype=True)
+
+    # Gradchecks through a = 0 where the derivative exists: b = 0 (constant 1) and b = 2.
+    a = Tensor([0.0, 0.0, 1.5, 2.0], dtype=np.float64, requires_grad=True)
+    b = Tensor([0.0, 2.0, 0.0, -1.0], dtype=np.float64)
+    assert_gradcheck(lambda t: t**b, a)
+    assert_gradcheck(lambda t: t**0, a)
+    assert_gradcheck(lambda t: t**0.0 * 3, a)
+    # ... and in the exponent at a = 0 for b > 0 (0^b = 0 on both sides).
+    e = Tensor([1.0, 2.0, -0.5], dtype=np.float64, requires_grad=True)
+    base = Tensor([0.0, 0.0, 1.5], dtype=np.float64)
+    assert_gradcheck(lambda t: base**t, e)
+
+
 # ---------------------------------------------------------------------------- matmul
 
 

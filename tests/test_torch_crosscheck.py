@@ -71,6 +71,15 @@ def test_binary(name, data_):
         crosscheck(fn, fn, *ab)
 
 
+def test_pow_at_a_zero_base():
+    """a = 0 with b = 0 (and b > 0): PyTorch's gradients are 0 for both inputs, not nan."""
+    a = np.array([0.0, 0.0, 0.0, 1.0, 2.0])
+    b = np.array([0.0, 1.0, 2.5, 0.0, 0.0])
+    crosscheck(lambda x, y: x**y, lambda x, y: x**y, a, b)
+    crosscheck(lambda x: x**0, lambda x: x**0, a)
+    crosscheck(lambda y: 0.0**y, lambda y: 0.0**y, b)
+
+
 UNARY = {
     "neg": (lambda t: -t, lambda t: -t, {}),
     "exp": (Tensor.exp, torch.exp, {}),

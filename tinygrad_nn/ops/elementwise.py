@@ -69,7 +69,9 @@ class Div(Function):
 
 
 class Pow(Function):
-    """out = a ** b;  dL/da = g · b · a^(b-1),  dL/db = g · out · ln a  (taken as 0 where a = 0)."""
+    """out = a ** b;  dL/da = g · b · a^(b-1), taken as 0 where b = 0 (b · a^(b-1) is 0 · ∞ at
+    a = 0);  dL/db = g · out · ln a, taken as 0 where a = 0 and b ≥ 0 (as PyTorch: the one-sided
+    derivative of 0^b; where b < 0 it is -∞ · g)."""
 
     __slots__ = ()
 
@@ -83,18 +85,30 @@ class Pow(Function):
         na, nb = self.needs_input_grad
         ga = gb = None
         if na:
-            if isinstance(b, (int, float)) and b == 2:
-                ga = g * (2 * a)
+            if isinstance(b, (int, float)):
+                if b == 2:
+                    ga = g * (2 * a)
+                elif b == 0:  # out = 1 everywhere
+                    ga = np.zeros(np.shape(g), np.result_type(g, a))
+                else:
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        ga = g * (b * a ** (b - 1))
             else:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     ga = g * (b * a ** (b - 1))
+                if not b.all():  # some b = 0: there 0 · a^(-1) is nan at a = 0; it is 0
+                    ga = np.where(b == 0, np.zeros((), ga.dtype), ga)
         if nb:
             with np.errstate(divide="ignore", invalid="ignore"):
                 if isinstance(a, np.ndarray):
-                    log_a = np.log(np.where(a == 0, 1, a))
+                    gb = g * out * np.log(a)
+                    if not a.all():  # some a = 0: out · ln a is 0 · -∞ where b > 0; it is 0
+                        gb = np.where((a == 0) & (b >= 0), np.zeros((), gb.dtype), gb)
+                elif a == 0:  # a Python number: 0 where b ≥ 0, -∞ · g where 0^b = ∞
+                    gb = g * out * -math.inf
+                    gb = np.where(b >= 0, np.zeros((), gb.dtype), gb)
                 else:  # a Python number: stays 'weak', so float32 stays float32
-                    log_a = math.log(a) if a > 0 else 0.0 if a == 0 else math.nan
-            gb = g * out * log_a
+                    gb = g * out * (math.log(a) if a > 0 else math.nan)
         return ga, gb
 
 
