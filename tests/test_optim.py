@@ -1,5 +1,6 @@
 """Optimizers and schedules against their published update rules, and exact resumption."""
 
+import copy
 import math
 import tracemalloc
 
@@ -409,6 +410,87 @@ def test_scheduler_state_dict_resumes():
     assert lrs(a, 5) == lrs(b, 5)
     with pytest.raises(ValueError, match="expected the keys"):
         b.load_state_dict({"last_epoch": 3})
+
+
+SCHEDULES = [
+    (lambda o: optim.StepLR(o, step_size=2, gamma=0.5), "StepLR", (2, 0.5)),
+    (lambda o: optim.ExponentialLR(o, gamma=0.7), "ExponentialLR", (0.7,)),
+    (lambda o: optim.CosineAnnealingLR(o, T_max=4, eta_min=0.01), "CosineAnnealingLR", (4, 0.01)),
+]
+
+
+def group_lrs(opt):
+    return [group["lr"] for group in opt.param_groups]
+
+
+def resume_lrs(make_opt, make_sched, save, load, stop=4, epochs=9):
+    """The lrs of each epoch, uninterrupted and resumed at ``stop`` the usual way: the
+    optimizer's state loaded, the schedule built, then its state loaded."""
+    opt = make_opt()
+    sched = make_sched(opt)
+    whole = [group_lrs(opt)]
+    for epoch in range(1, epochs + 1):
+        opt.step()
+        sched.step()
+        whole.append(group_lrs(opt))
+        if epoch == stop:
+            save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()})
+    ckpt = load()
+    opt2 = make_opt()
+    opt2.load_state_dict(ckpt["optimizer"])
+    sched2 = make_sched(opt2)
+    built = group_lrs(opt2)
+    sched2.load_state_dict(ckpt["scheduler"])
+    resumed = [group_lrs(opt2)]
+    for _ in range(epochs - stop):
+        opt2.step()
+        sched2.step()
+        resumed.append(group_lrs(opt2))
+    assert sched2.get_last_lr() == sched.get_last_lr()
+    return whole, built, resumed
+
+
+@pytest.mark.parametrize("make, _name, _args", SCHEDULES)
+def test_a_schedule_built_on_a_loaded_optimizer_resumes_its_lrs(tmp_path, make, _name, _args):
+    def save(ckpt):
+        io.save(ckpt, tmp_path / "ckpt.safetensors")
+
+    def load():
+        return io.load(tmp_path / "ckpt.safetensors")
+
+    whole, built, resumed = resume_lrs(lambda: sgd_for_schedule(0.1, groups=2), make, save, load)
+    assert built == whole[4]  # building the schedule left the loaded lrs alone
+    assert resumed == whole[4:]
+    # and a new schedule on a new optimizer starts at exactly the lr it was given
+    opt = optim.SGD([param(0.0)], lr=0.3)
+    make(opt)
+    assert group_lrs(opt) == [0.3]
+
+
+@pytest.mark.parametrize("make, name, args", SCHEDULES)
+def test_a_resumed_schedule_matches_torch(make, name, args):
+    torch = pytest.importorskip("torch")
+
+    def torch_opt():
+        return torch.optim.SGD(
+            [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in (0.1, 0.2)]
+        )
+
+    box = {}
+    theirs = resume_lrs(
+        torch_opt,
+        lambda o: getattr(torch.optim.lr_scheduler, name)(o, *args),
+        lambda ckpt: box.update(ckpt=copy.deepcopy(ckpt)),
+        lambda: box["ckpt"],
+    )
+    ours = resume_lrs(
+        lambda: sgd_for_schedule(0.1, groups=2),
+        make,
+        lambda ckpt: box.update(ours=copy.deepcopy(ckpt)),
+        lambda: box["ours"],
+    )
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(np.array(a, float), np.array(b, float), rtol=1e-12)
 
 
 def test_scheduler_errors():

@@ -19,8 +19,12 @@ __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR"]
 class LRScheduler:
     """Base of the schedules: ``step()``, ``get_last_lr()``, ``state_dict()``.
 
-    At construction each group's current lr becomes its ``initial_lr`` (unless a schedule set it
-    already) and the lr of epoch 0 is applied.
+    At construction each group's current lr becomes its ``initial_lr`` (unless a schedule or a
+    loaded optimizer state set it already); the lrs themselves are left as they are, as in
+    PyTorch. Epoch 0's lr is the initial lr, so a new run starts there; a resumed one keeps the
+    lr its optimizer's state dict restored. To resume: ``optimizer.load_state_dict(...)``, build
+    the schedule, ``scheduler.load_state_dict(...)``; the next :meth:`step` continues as the
+    uninterrupted run would.
     """
 
     def __init__(self, optimizer: Optimizer) -> None:
@@ -29,13 +33,15 @@ class LRScheduler:
                 f"{type(self).__name__}: expected an optimizer (e.g. optim.SGD), got "
                 f"{type(optimizer).__name__}"
             )
+        if type(self).lr_at is LRScheduler.lr_at:
+            self.lr_at(0.0, 0)  # raises: a schedule without lr_at fails here, not at step()
         self.optimizer = optimizer
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
         self.base_lrs = [float(group["initial_lr"]) for group in optimizer.param_groups]
         self.last_epoch = 0
-        self._last_lr: list[float] = []
-        self._apply()
+        # epoch 0's lr is not applied: it would undo the lr a resumed optimizer was loaded with
+        self._last_lr: list[float] = [group["lr"] for group in optimizer.param_groups]
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
         """The learning rate of ``epoch`` for a group that started at ``base_lr``."""
@@ -65,7 +71,8 @@ class LRScheduler:
         }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (the optimizer's lrs come from its own state dict)."""
+        """Restore a :meth:`state_dict`. The optimizer's lrs are not changed: they come from its
+        own state dict (as in PyTorch), loaded before or after this one."""
         name = type(self).__name__
         mine = self.state_dict()
         if not isinstance(state_dict, Mapping) or set(state_dict) != set(mine):
