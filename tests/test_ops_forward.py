@@ -89,6 +89,19 @@ def test_float64_array_operand_follows_the_tensor_dtype(a):
     assert_close(out, a + a)
 
 
+@given(a=arrays(dtype=float_dtypes()))
+def test_clip_bounds_from_numpy_keep_the_dtype(a):
+    """numpy scalar and array bounds do not widen a float32 (or float16) tensor, as Python
+    numbers do not (PyTorch's clamp keeps float32 with scalar bounds too)."""
+    t = Tensor(a, dtype=a.dtype)
+    expected = np.clip(a, -0.5, 0.5)
+    same(t.clip(np.float64(-0.5), np.float64(0.5)), expected)
+    same(np.clip(t, np.float64(-0.5), 0.5), expected)
+    same(t.clip(min=np.int64(0)), np.clip(a, 0, None))
+    same(t.clip(max=np.float32(0.5)), np.clip(a, None, 0.5))
+    same(t.clip(np.full(a.shape, -0.5), np.array(0.5)), expected)
+
+
 def test_integer_tensors():
     a = np.array([[1, 2], [3, 4]])
     t = Tensor(a)

@@ -188,6 +188,11 @@ UNARY = [
     ("abs_builtin", lambda t: abs(t), {"avoid": (0.0,)}),
     ("clip", lambda t: t.clip(-1.0, 1.5), {"avoid": (-1.0, 1.5)}),
     ("clip_min", lambda t: t.clip(min=0.5), {"avoid": (0.5,)}),
+    (
+        "clip_numpy_bounds",
+        lambda t: t.clip(np.float64(-1.0), np.array(1.5)),
+        {"avoid": (-1.0, 1.5)},
+    ),
     ("clip_max", lambda t: t.clip(max=-0.5), {"avoid": (-0.5,)}),
     ("maximum_scalar", lambda t: t.maximum(0.25), {"avoid": (0.25,)}),
     ("minimum_scalar", lambda t: t.minimum(-0.25), {"avoid": (-0.25,)}),

@@ -245,13 +245,19 @@ class Abs(Function):
 
 
 class Clip(Function):
-    """out = min(max(a, lo), hi);  dL/da = g where lo ≤ a ≤ hi, else 0."""
+    """out = min(max(a, lo), hi);  dL/da = g where lo ≤ a ≤ hi, else 0.
+
+    The bounds never widen a float tensor's dtype: numpy scalars are taken as Python numbers
+    and arrays are cast to the tensor's dtype (a float32 tensor clipped to ``np.float64(0)``
+    stays float32, as in PyTorch)."""
 
     __slots__ = ("lo", "hi")
 
     def forward(self, a, lo=None, hi=None):
         if lo is None and hi is None:
             raise ValueError("clip: give at least one of min and max")
+        if a.dtype.kind == "f":
+            lo, hi = self._bound(lo, a.dtype), self._bound(hi, a.dtype)
         self.save_for_backward(a)
         self.lo, self.hi = lo, hi
         return np.clip(a, lo, hi)
@@ -265,6 +271,16 @@ class Clip(Function):
         else:
             inside = (a >= self.lo) & (a <= self.hi)
         return g * inside
+
+    @staticmethod
+    def _bound(x, dtype):
+        """A bound that does not widen ``dtype``: a numpy scalar becomes a Python number ('weak'
+        in numpy's promotion), a numeric array is cast to ``dtype``."""
+        if isinstance(x, np.generic) and x.dtype.kind in "fiub":
+            return x.item()
+        if isinstance(x, np.ndarray) and x.dtype.kind in "fiub":
+            return x.astype(dtype, copy=False)
+        return x
 
 
 class Maximum(Function):
