@@ -117,3 +117,88 @@ def test_decision_boundary_and_gif(tmp_path):
         plots.animate_decision_boundary([], x, y, grid)
     with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
         plots.decision_grid(np.zeros((4, 3)))
+
+
+def fill_and_point_colors(ax, y):
+    """The colour of each filled contour band and of each class's first point, as drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import to_hex
+
+    FigureCanvasAgg(ax.figure).draw()  # colours from the colormap are set when drawn
+    fill = next(c for c in ax.collections if hasattr(c, "levels")).get_facecolor()
+    points = next(c for c in ax.collections if type(c).__name__ == "PathCollection")
+    pts = points.get_facecolors()
+    bands = [to_hex(c, keep_alpha=False) for c in fill]
+    return bands, [to_hex(pts[np.flatnonzero(y == k)[0]], keep_alpha=False) for k in range(3)]
+
+
+def test_class_regions_have_their_points_colour():
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (60, 2)).astype(np.float32)
+
+    def model(p):  # class 0 left, 1 in the middle, 2 right
+        return np.eye(3, dtype=np.float32)[np.digitize(p[:, 0], [-0.33, 0.33])]
+
+    y = model(x).argmax(1)
+    fig = plots.plot_decision_boundary(model, x, y, resolution=30)
+    bands, points = fill_and_point_colors(fig.axes[0], y)
+    tab10 = [to_hex(colormaps["tab10"](k)) for k in range(3)]
+    assert points == tab10
+    assert bands == tab10  # region k is drawn in class k's colour
+
+
+def boundary_lines(fig):
+    """The levels of the contour sets drawn: [0.5] is the black P = 0.5 boundary."""
+    return [list(c.levels) for c in fig.axes[0].collections if hasattr(c, "levels")]
+
+
+def test_decision_boundary_output_kind(tmp_path):
+    x = np.array([[-1, 0], [1, 0], [0, 1], [0, -1]], np.float32)
+    y = np.array([0, 1, 0, 1])
+
+    def logits(p):  # logits in (0, 1) on the grid: P(class 1) > 0.5 everywhere, no boundary
+        return (0.5 + 0.3 * p[:, :1]).astype(np.float32)
+
+    fig = plots.plot_decision_boundary(logits, x, y, resolution=20, output="logits")
+    assert [0.5] not in boundary_lines(fig)
+    fig = plots.plot_decision_boundary(logits, x, y, resolution=20, output="probabilities")
+    assert [0.5] in boundary_lines(fig)  # read as probabilities, they cross 0.5
+    with pytest.raises(ValueError, match="output='logits'"):
+        plots.plot_decision_boundary(lambda p: 3 * p[:, :1], x, y, output="probabilities")
+    with pytest.raises(ValueError, match="output must be"):
+        plots.plot_decision_boundary(logits, x, y, output="logit")
+    # a Sequential ending in Dense gives logits, even an untrained one's that lie in [0, 1]
+    model = nn.Sequential(nn.Dense(2, 1))
+    model[0].weight.data[...] = [[0.3, 0.0]]
+    model[0].bias.data[...] = 0.5
+    assert [0.5] not in boundary_lines(plots.plot_decision_boundary(model, x, y, resolution=20))
+    # an animation decides once for all frames: logits if any frame leaves [0, 1]
+    grid = plots.decision_grid(x, resolution=20)
+    snaps = [(0, 4 * grid.points[:, :1]), (1, logits(grid.points))]
+    fig = plots.animate_decision_boundary(snaps, x, y, grid, tmp_path / "b.gif", fps=1)
+    assert fig.axes[0].get_images()[0].get_array().min() > 0.5  # the last frame, sigmoid'ed
+
+
+def test_plots_refuse_bad_cols_and_take_one_hot_labels():
+    rng = np.random.default_rng(0)
+    images = rng.random((5, 784)).astype(np.float32)
+    labels = np.array([3, 1, 4, 1, 5])
+    with pytest.raises(ValueError, match="plot_digits: cols .* positive int, got 0"):
+        plots.plot_digits(images, labels, labels, cols=0)
+    with pytest.raises(ValueError, match="plot_first_layer: cols .* positive int, got 0"):
+        plots.plot_first_layer(images, cols=0)
+    # one-hot labels, as fit takes them, mean their argmax
+    pred = np.array([3, 1, 4, 2, 5])
+    fig = plots.plot_digits(images, np.eye(10)[labels], pred)
+    assert list(fig.shown_indices) == [3, 0, 1, 2, 4]
+    assert fig.axes[0].get_title() == "2 (true 1)"
+    x = images[:, :2]
+    y = labels % 2
+    fig = plots.plot_decision_boundary(lambda p: p[:, :1], x, np.eye(2)[y], resolution=20)
+    scatter = [c for c in fig.axes[0].collections if type(c).__name__ == "PathCollection"]
+    assert [len(c.get_offsets()) for c in scatter] == [np.sum(y == 0), np.sum(y == 1)]
+    with pytest.raises(ValueError, match="5 points but 4 labels"):
+        plots.plot_decision_boundary(lambda p: p[:, :1], x, y[:4], resolution=20)

@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .autograd import no_grad
-from .nn.layers import Dense
-from .nn.module import Module
+from .nn.layers import Dense, Identity, Sigmoid, Step
+from .nn.module import Module, Sequential
 from .tensor import Tensor
 
 __all__ = [
@@ -52,6 +52,29 @@ def _save(fig: Any, path: str | Path | None, dpi: int = 110) -> Any:
 
 def _array(a: Any) -> np.ndarray:
     return np.asarray(a.data if isinstance(a, Tensor) else a)
+
+
+def _class_labels(y: Any, where: str) -> np.ndarray:
+    """Class labels (N,) from class indices (N,) or (N, 1), or one-hot rows (N, C) (their argmax
+    is taken), the label layouts ``fit`` accepts."""
+    y = _array(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        return y.argmax(axis=1)
+    if y.ndim not in (1, 2):
+        raise ValueError(
+            f"{where}: labels must be class indices (N,) or one-hot rows (N, C), "
+            f"got shape {y.shape}"
+        )
+    y = y.reshape(-1)
+    if y.dtype.kind == "f" and np.all(y == np.round(y)):
+        y = y.astype(np.int64)  # float targets such as 0.0 / 1.0 for "bce"
+    return y
+
+
+def _check_cols(cols: Any, where: str) -> int:
+    if isinstance(cols, bool) or not isinstance(cols, (int, np.integer)) or cols < 1:
+        raise ValueError(f"{where}: cols (images per row) must be a positive int, got {cols!r}")
+    return int(cols)
 
 
 # ----------------------------------------------------------------------------- curves
@@ -128,11 +151,13 @@ def plot_digits(
     ones first (in red, with a red frame), then correctly classified ones, each in data order.
     ``max_wrong`` caps how many misclassified ones are shown (default: as many as fit).
 
+    ``labels`` are class indices (N,) or one-hot rows (N, C), as ``fit`` takes them.
     ``predictions`` are class indices (N,) or the model's outputs (N, C) (their argmax is taken).
     ``fig.shown_indices`` lists which samples were drawn, in order.
     """
+    cols = _check_cols(cols, "plot_digits")
     images = _array(images)
-    labels = _array(labels).reshape(-1)
+    labels = _class_labels(labels, "plot_digits")
     pred = _array(predictions)
     if pred.ndim == 2:
         pred = pred.argmax(axis=1)
@@ -224,6 +249,8 @@ def plot_first_layer(
         )
     if scale not in ("neuron", "global"):
         raise ValueError(f"plot_first_layer: scale must be 'neuron' or 'global', got {scale!r}")
+    if cols is not None:
+        cols = _check_cols(cols, "plot_first_layer")
     cmap = LinearSegmentedColormap.from_list("weights", WEIGHT_COLORS)
     if cols is None:  # a wide grid with a full last row when a divisor allows it
         lo, hi = int(np.ceil(np.sqrt(count))), int(np.ceil(np.sqrt(2 * count)))
@@ -285,8 +312,41 @@ def decision_grid(x: Any, resolution: int = 150, margin: float = 0.3) -> Grid:
     return Grid(xx, yy, points)
 
 
-def _grid_values(outputs: np.ndarray, grid: Grid) -> tuple[np.ndarray, bool]:
-    """The surface to draw: P(class 1) for one output (or two), else the argmax class."""
+_OUTPUT_KINDS = ("auto", "logits", "probabilities")
+
+
+def _check_output(output: str, where: str) -> str:
+    if output not in _OUTPUT_KINDS:
+        raise ValueError(
+            f"{where}: output must be 'auto', 'logits' or 'probabilities', got {output!r}"
+        )
+    return output
+
+
+def _outside_unit(values: np.ndarray) -> bool:
+    return bool(values.min() < 0 or values.max() > 1)
+
+
+def _model_output_kind(model: Any, output: str) -> str:
+    """``output``, with "auto" settled by the last layer of an ``nn.Sequential`` where that
+    tells: a Sigmoid or a Step gives probabilities, a Dense (or Identity) layer logits."""
+    if output != "auto":
+        return output
+    last = model
+    while isinstance(last, Sequential) and len(last):
+        last = last[-1]
+    if isinstance(last, (Sigmoid, Step)):
+        return "probabilities"
+    if isinstance(last, (Dense, Identity)):
+        return "logits"
+    return "auto"
+
+
+def _grid_values(outputs: np.ndarray, grid: Grid, output: str = "auto") -> tuple[np.ndarray, bool]:
+    """The surface to draw: P(class 1) for one output (or two), else the argmax class.
+
+    ``output`` says what a single output is: "logits" (put through the sigmoid),
+    "probabilities", or "auto": logits if any falls outside [0, 1], else probabilities."""
     out = np.asarray(outputs)
     n = grid.xx.size
     if out.shape[0] != n:
@@ -294,10 +354,18 @@ def _grid_values(outputs: np.ndarray, grid: Grid) -> tuple[np.ndarray, bool]:
     out = out.reshape(n, -1)
     if out.shape[1] == 1:
         p = out[:, 0]
-        if p.min() < 0 or p.max() > 1:  # logits: map through the sigmoid
+        if output == "auto":
+            output = "logits" if _outside_unit(p) else "probabilities"
+        if output == "logits":
             p = 1 / (1 + np.exp(-p))
+        elif _outside_unit(p):
+            raise ValueError(
+                f"output='probabilities', but the outputs range over [{p.min():.4g}, "
+                f"{p.max():.4g}], not [0, 1]: give output='logits' for logits"
+            )
         return p.reshape(grid.xx.shape), True
-    if out.shape[1] == 2 and np.allclose(out.sum(axis=1), 1, atol=1e-3):
+    softmax = out.shape[1] == 2 and output != "logits"
+    if softmax and np.allclose(out.sum(axis=1), 1, atol=1e-3):
         return out[:, 1].reshape(grid.xx.shape), True
     return out.argmax(axis=1).reshape(grid.xx.shape), False
 
@@ -313,10 +381,20 @@ def _draw_boundary(
             ax.contour(grid.xx, grid.yy, values, levels=[0.5], colors="k", linewidths=1.6)
     elif shade:
         k = int(values.max()) + 1
+        # vmin/vmax as for the points below: region k gets class k's colour, tab10(k)
         ax.contourf(
-            grid.xx, grid.yy, values, levels=np.arange(k + 1) - 0.5, cmap="tab10", alpha=0.35
+            grid.xx,
+            grid.yy,
+            values,
+            levels=np.arange(k + 1) - 0.5,
+            cmap="tab10",
+            vmin=0,
+            vmax=9,
+            alpha=0.35,
         )
-    x, y = _array(x), _array(y).reshape(-1)
+    x, y = _array(x), _class_labels(y, "plot_decision_boundary")
+    if len(y) != len(x):
+        raise ValueError(f"plot_decision_boundary: {len(x)} points but {len(y)} labels")
     size = float(np.clip(3000 / max(len(x), 1), 11, 90))  # few points: draw them bigger
     if binary:
         for label, color in ((0, "#2166ac"), (1, "#b2182b")):
@@ -371,16 +449,33 @@ def plot_decision_boundary(
     resolution: int = 200,
     title: str | None = None,
     ax: Any = None,
+    output: str = "auto",
 ) -> Any:
     """The regions a 2-D classifier assigns to each class, with the data points on top.
 
-    ``model`` is a Module or any function from points (M, 2) to outputs. One output (a
-    probability, or a logit, which is put through the sigmoid): shaded by P(class 1), with the
-    boundary P = 0.5 drawn in black. Several outputs: coloured by the argmax class.
-    Given ``ax`` (a matplotlib Axes), it draws there and returns that Axes' figure.
+    ``model`` is a Module or any function from points (M, 2) to outputs. ``y`` holds class
+    indices (N,) or one-hot rows (N, C), as ``fit`` takes them.
+
+    One output: shaded by P(class 1), with the boundary P = 0.5 drawn in black. ``output`` says
+    what that output is:
+
+    - ``"logits"``: put through the sigmoid (a model trained with ``"bce_with_logits"``);
+    - ``"probabilities"``: used as they are (a model ending in a sigmoid); values outside
+      [0, 1] raise ``ValueError``;
+    - ``"auto"`` (the default): an ``nn.Sequential`` ending in ``Sigmoid`` or ``Step`` gives
+      probabilities, one ending in ``Dense`` (or ``Identity``) logits. For any other model,
+      e.g. a plain function, it is a guess: logits if any output on the grid falls outside
+      [0, 1], else probabilities, so logits that all happen to lie in [0, 1] (an untrained
+      model's, say) are misread. Say which they are when the model does not show it.
+
+    Several outputs: coloured by the argmax class (class k in matplotlib's ``tab10`` colour k,
+    as its points), except two that sum to 1 (softmax probabilities, unless ``output`` is
+    ``"logits"``), shaded by P(class 1). Given ``ax`` (a matplotlib Axes), it draws there and
+    returns that Axes' figure.
     """
+    output = _model_output_kind(model, _check_output(output, "plot_decision_boundary"))
     grid = decision_grid(x, resolution)
-    values, binary = _grid_values(_outputs(model, grid.points), grid)
+    values, binary = _grid_values(_outputs(model, grid.points), grid, output)
     if ax is None:
         fig = _figure(figsize=(5.4, 4.8), layout="constrained")
         ax = fig.subplots()
@@ -401,6 +496,7 @@ def animate_decision_boundary(
     path: str | Path | None = None,
     fps: int = 4,
     title: str = "decision boundary after {epoch} epochs",
+    output: str = "auto",
 ) -> Any:
     """An animated GIF of the decision boundary over training.
 
@@ -409,12 +505,21 @@ def animate_decision_boundary(
     Each frame shades P(class 1) (or the argmax class) with the boundary P = 0.5 in black; the
     last frame is held for a second. Saved with matplotlib's Pillow writer when ``path`` is
     given. Returns the Figure (showing the last frame); ``fig.animation`` is the animation.
+
+    ``output`` says what a single output is, as for :func:`plot_decision_boundary`:
+    ``"logits"``, ``"probabilities"`` or ``"auto"``, which decides once for all frames: logits
+    if any snapshot has an output outside [0, 1], else probabilities.
     """
     from matplotlib.animation import FuncAnimation, PillowWriter
 
+    output = _check_output(output, "animate_decision_boundary")
     if not snapshots:
         raise ValueError("animate_decision_boundary: no snapshots")
-    frames = [(int(e), *_grid_values(v, grid)) for e, v in snapshots]
+    if output == "auto":
+        outs = [np.asarray(v) for _, v in snapshots]
+        singles = [o for o in outs if o.size and o.size == len(o)]  # one output per point
+        output = "logits" if any(_outside_unit(o) for o in singles) else "auto"
+    frames = [(int(e), *_grid_values(v, grid, output)) for e, v in snapshots]
     binary = frames[0][2]
     fig = _figure(figsize=(4.6, 4.3))
     fig.subplots_adjust(left=0.13, right=0.97, bottom=0.11, top=0.92)
