@@ -55,6 +55,31 @@ def test_nested_modules_and_module_list():
     assert all(p.grad is None for p in net.parameters())
 
 
+def test_a_plain_tensor_over_a_parameter_is_refused():
+    # it used to replace the Parameter and silently drop it from parameters() and state_dict()
+    d = nn.Dense(3, 2)
+    w = d.weight
+    with pytest.raises(TypeError, match=r"Dense: cannot assign a Tensor as parameter 'weight'"):
+        d.weight = Tensor(np.zeros((2, 3), np.float32), requires_grad=True)
+    with pytest.raises(TypeError, match=r"a Parameter or None expected"):
+        d.bias = np.zeros(2, np.float32)
+    assert d.weight is w and [n for n, _ in d.named_parameters()] == ["weight", "bias"]
+    assert list(d.state_dict()) == ["weight", "bias"]
+    # as in PyTorch: a Parameter replaces it; None unregisters the values but keeps the name, so
+    # a plain tensor is refused there too; after del the name is free for anything
+    d.weight = nn.Parameter(np.ones((2, 3), np.float32))
+    assert sorted(d.state_dict()) == ["bias", "weight"] and d.weight is not w
+    d.bias = None
+    assert d.bias is None and [n for n, _ in d.named_parameters()] == ["weight"]
+    with pytest.raises(TypeError, match=r"parameter 'bias'"):
+        d.bias = Tensor(np.zeros(2, np.float32))
+    d.bias = nn.Parameter(np.zeros(2, np.float32))
+    assert [n for n, _ in d.named_parameters()] == ["weight", "bias"]
+    del d.bias
+    d.bias = Tensor(np.zeros(2, np.float32))  # a plain attribute now
+    assert list(d.state_dict()) == ["weight"]
+
+
 def test_train_eval_flags():
     m = nn.Sequential(nn.Dense(2, 2), nn.Dropout(0.5))
     assert m.training and m[1].training

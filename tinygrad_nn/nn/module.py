@@ -67,12 +67,21 @@ class Module:
             raise RuntimeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
+        is_param = isinstance(value, Parameter)
+        registered = name in params
+        if registered and not is_param and value is not None:
+            raise TypeError(
+                f"{type(self).__name__}: cannot assign a {type(value).__name__} as parameter "
+                f"{name!r} (a Parameter or None expected, as in PyTorch): it would drop "
+                f"{name!r} from parameters() and state_dict(); assign Parameter(...) to replace "
+                f"it, or write into {name}.data to change its values"
+            )
         if STATE.hook is not None:  # a tracer notes the state before the step changes it
             STATE.hook.on_module(self)
         old = self.__dict__.get(name)
         params.pop(name, None)
         self._modules.pop(name, None)
-        if isinstance(value, Parameter):
+        if is_param or registered:  # None over a parameter keeps the name, as in PyTorch
             params[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
