@@ -303,6 +303,44 @@ def test_set_grad_enabled():
     assert tg.is_grad_enabled()
 
 
+def test_set_grad_enabled_as_a_call_takes_effect_at_once():
+    x = leaf([1.0])
+    try:
+        tg.set_grad_enabled(False)  # as PyTorch's: no `with` needed
+        assert not tg.is_grad_enabled() and not (x * 2).requires_grad
+        tg.set_grad_enabled(True)
+        assert tg.is_grad_enabled() and (x * 2).requires_grad
+    finally:
+        tg.autograd.STATE.grad_enabled = True
+    # `with` restores the mode from before the call, in either direction
+    with tg.no_grad():
+        with tg.set_grad_enabled(True):
+            assert tg.is_grad_enabled()
+        assert not tg.is_grad_enabled()
+    with tg.set_grad_enabled(False):
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+
+    # a decorator does not change the mode where it is applied, only while the function runs
+    @tg.set_grad_enabled(False)
+    def double(t):
+        return t * 2
+
+    assert tg.is_grad_enabled()
+    assert not double(x).requires_grad and tg.is_grad_enabled()
+    # the call sets the mode of its own thread only
+    seen = []
+
+    def worker():
+        tg.set_grad_enabled(False)
+        seen.append(tg.is_grad_enabled())
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen == [False] and tg.is_grad_enabled()
+
+
 def test_grad_mode_is_per_thread():
     inside = threading.Event()
     checked = threading.Event()

@@ -251,9 +251,35 @@ def enable_grad() -> _GradMode:
     return _GradMode(True)
 
 
+class _SetGradEnabled(_GradMode):
+    """What :func:`set_grad_enabled` returns: the mode is set when it is made, as PyTorch's."""
+
+    def __init__(self, enabled: bool) -> None:
+        super().__init__(enabled)
+        self.prev = STATE.grad_enabled
+        self.fresh = True  # set at once, neither entered nor used as a decorator yet
+        STATE.grad_enabled = enabled
+
+    def __enter__(self) -> None:
+        if self.fresh:  # `with set_grad_enabled(m):` restores the mode from before the call
+            self.fresh = False
+            STATE.saved_modes.append(self.prev)
+            STATE.grad_enabled = self.enabled
+        else:
+            super().__enter__()
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if self.fresh:  # a decorator sets the mode only while the function runs
+            self.fresh = False
+            STATE.grad_enabled = self.prev
+        return super().__call__(fn)
+
+
 def set_grad_enabled(mode: bool) -> _GradMode:
-    """Set grad mode to ``mode`` inside the ``with`` block (or the decorated function)."""
-    return _GradMode(bool(mode))
+    """Set grad mode to ``mode`` in the current thread: at once when called (as PyTorch's),
+    until the end of the block as ``with set_grad_enabled(mode):`` (which restores the mode from
+    before), or while the function runs as a decorator ``@set_grad_enabled(mode)``."""
+    return _SetGradEnabled(bool(mode))
 
 
 def note_derived(out: np.ndarray, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
