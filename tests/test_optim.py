@@ -632,6 +632,133 @@ def test_load_state_dict_refuses_a_misfit_and_names_it():
         fresh.load_state_dict({"model": {}})
 
 
+# (optimizer, its options, the option switched off mid-run and back on, its value when on, the
+# state entry only that option uses)
+SWITCHED = [
+    ("SGD", dict(lr=0.1, momentum=0.9), "momentum", 0.9, "momentum_buffer"),
+    ("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.1), "momentum", 0.9, "momentum_buffer"),
+    ("Adam", dict(lr=0.01, amsgrad=True), "amsgrad", True, "max_exp_avg_sq"),
+    ("AdamW", dict(lr=0.01, amsgrad=True), "amsgrad", True, "max_exp_avg_sq"),
+]
+OFF = {"momentum": 0.0, "amsgrad": False}
+
+
+@pytest.mark.parametrize("name, kw, option, on, key", SWITCHED)
+def test_a_state_saved_after_an_option_was_switched_off_loads_keeps_it_and_resumes(
+    tmp_path, name, kw, option, on, key
+):
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((2, 3))
+    grads = [rng.standard_normal((2, 3)) for _ in range(7)]
+    switches = {2: OFF[option], 4: on}  # off before the third step, on again before the fifth
+
+    def steps(opt, ps, start, stop):
+        for t in range(start, stop):
+            if t in switches:
+                opt.param_groups[0][option] = switches[t]
+            for j, p in enumerate(ps):  # none for one at step 6: a step per parameter
+                p.grad = None if (t, j) == (5, 1) else grads[t].copy()
+            opt.step()
+
+    def make():
+        ps = [Parameter(w0.copy(), dtype=np.float64) for _ in range(2)]
+        return getattr(optim, name)(ps, **kw), ps
+
+    whole, wp = make()
+    steps(whole, wp, 0, 3)
+    ckpt = {"optimizer": whole.state_dict(), "w": {str(i): p.data for i, p in enumerate(wp)}}
+    io.save(ckpt, tmp_path / "ckpt.safetensors")
+    steps(whole, wp, 3, 7)
+
+    saved = io.load(tmp_path / "ckpt.safetensors")
+    resumed, rp = make()
+    for i, p in enumerate(rp):
+        p.data[...] = saved["w"][str(i)]
+    resumed.load_state_dict(saved["optimizer"])  # raised OptimizerStateError: unexpected entry
+    assert resumed.param_groups[0][option] == OFF[option]
+    again = resumed.state_dict()  # the entry the options no longer use is kept...
+    for i in (0, 1):
+        assert set(again["state"][i]) >= {key}
+        assert np.array_equal(again["state"][i][key], ckpt["optimizer"]["state"][i][key])
+    io.save(again, tmp_path / "again.safetensors")  # ...and round-trips again
+    resumed.load_state_dict(io.load(tmp_path / "again.safetensors"))
+    steps(resumed, rp, 3, 7)  # switched back on at step 5: the kept entry is used again
+    for p, q in zip(rp, wp):
+        assert np.array_equal(p.data, q.data)
+
+    torch = pytest.importorskip("torch")
+    tp = [torch.tensor(w0.copy(), requires_grad=True) for _ in range(2)]
+    topt = getattr(torch.optim, name)(tp, foreach=False, **kw)
+    for t in range(7):
+        if t in switches:
+            topt.param_groups[0][option] = switches[t]
+        if t == 3:  # the same checkpoint, through a new optimizer
+            sd = copy.deepcopy(topt.state_dict())
+            topt = getattr(torch.optim, name)(tp, foreach=False, **kw)
+            topt.load_state_dict(sd)
+        for j, p in enumerate(tp):
+            p.grad = None if (t, j) == (5, 1) else torch.tensor(grads[t].copy())
+        topt.step()
+    for p, q in zip(rp, tp):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_load_state_dict_keeps_refusing_entries_that_are_really_wrong():
+    p = param(1.0, 2.0, 3.0)
+    sgd = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = np.ones(3)
+    sgd.step()
+    sd = sgd.state_dict()
+    sd["param_groups"][0]["momentum"] = 0.0
+    sd["state"][0]["momentum_buffer"] = np.zeros(2)  # a kept entry must still fit its parameter
+    with pytest.raises(
+        optim.OptimizerStateError,
+        match=r"state of parameter 0: 'momentum_buffer' has shape \(2,\), the parameter has "
+        r"shape \(3,\)",
+    ):
+        optim.SGD([param(1.0, 2.0, 3.0)], lr=0.1).load_state_dict(sd)
+    sd["state"][0] = {"momentum_buffer": np.zeros(3), "max_exp_avg_sq": np.zeros(3)}
+    with pytest.raises(
+        optim.OptimizerStateError, match=r"parameter 0: unexpected 'max_exp_avg_sq'"
+    ):
+        optim.SGD([param(1.0, 2.0, 3.0)], lr=0.1).load_state_dict(sd)
+
+    adam = optim.Adam([p], lr=0.1, amsgrad=False)
+    adam.step()
+    sd = adam.state_dict()
+    sd["state"][0]["max_exp_avg_sq"] = np.zeros(3)
+    del sd["state"][0]["exp_avg"]  # amsgrad's entry without the moment it goes with
+    with pytest.raises(optim.OptimizerStateError, match=r"parameter 0: missing 'exp_avg' \("):
+        optim.Adam([param(1.0, 2.0, 3.0)]).load_state_dict(sd)
+    sd["state"][0] = {"step": 1, "max_exp_avg_sq": np.zeros(3)}  # never made by any options
+    with pytest.raises(optim.OptimizerStateError, match=r"missing 'exp_avg', 'exp_avg_sq' \("):
+        optim.Adam([param(1.0, 2.0, 3.0)], amsgrad=True).load_state_dict(sd)
+
+
+def test_adam_state_saved_after_amsgrad_was_switched_on_resumes():
+    # amsgrad switched on after the last step: the state has no max_exp_avg_sq yet, which the
+    # next step starts (from zeros) as it does without the checkpoint
+    def make():
+        p = param(1.0, -2.0)
+        return optim.Adam([p], lr=0.1), p
+
+    whole, p = make()
+    for g in (1.0, -3.0):
+        p.grad = np.array([g, 2 * g])
+        whole.step()
+    whole.param_groups[0]["amsgrad"] = True
+    sd = whole.state_dict()
+    resumed, q = make()
+    q.data[...] = p.data
+    resumed.load_state_dict(sd)
+    for g in (0.5, 4.0, -1.0):
+        p.grad, q.grad = np.array([g, 2 * g]), np.array([g, 2 * g])
+        whole.step()
+        resumed.step()
+    assert np.array_equal(p.data, q.data)
+    assert np.array_equal(resumed.state[q]["max_exp_avg_sq"], whole.state[p]["max_exp_avg_sq"])
+
+
 # ------------------------------------------------------------------ PyTorch, where installed
 def test_matches_torch_optim():
     torch = pytest.importorskip("torch")

@@ -19,6 +19,7 @@ apart, so that a step allocates nothing once they exist.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from numbers import Real
@@ -350,6 +351,26 @@ class Optimizer:
         """The entries a parameter's state has once it has been stepped, with these options."""
         return ()
 
+    def _state_key_sets(self, group: Mapping[str, Any]) -> list[frozenset[str]]:
+        """The entries a parameter's state has with the group's options as they are, and with
+        every combination of its flag and number options off (False, 0) or on (True, 1): what
+        :meth:`_state_keys` gives for each."""
+        names = [
+            k
+            for k, v in group.items()
+            if k in self.defaults and isinstance(v, (bool, np.bool_, Real))
+        ]
+        key_sets = {frozenset(self._state_keys(group))}
+        choices = [
+            (False, True) if isinstance(group[k], (bool, np.bool_)) else (0.0, 1.0) for k in names
+        ]
+        for values in itertools.product(*choices):
+            try:
+                key_sets.add(frozenset(self._state_keys({**group, **dict(zip(names, values))})))
+            except (TypeError, ValueError, KeyError, ArithmeticError):
+                continue  # a setting the optimizer does not take
+        return list(key_sets)
+
     def state_dict(self) -> dict[str, Any]:
         """``{"state": {index: {name: value}}, "param_groups": [{option: value, "params":
         [index, ...]}]}``; parameters are numbered across groups in order, arrays are copies."""
@@ -373,9 +394,13 @@ class Optimizer:
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore options and state saved by :meth:`state_dict` (e.g. after ``tg.load``).
 
-        The groups must have as many parameters as here, and each state array the shape of its
-        parameter; every misfit is named in one :class:`OptimizerStateError` and nothing changes
-        unless everything fits. Arrays are copied (cast to the parameter's dtype).
+        The groups must have as many parameters as here, each state entry must be one this
+        optimizer makes, and each state array the shape of its parameter; every misfit is named
+        in one :class:`OptimizerStateError` and nothing changes unless everything fits. Arrays
+        are copied (cast to the parameter's dtype). Entries the saved options no longer use
+        (SGD's momentum buffer after momentum was switched off, Adam's ``max_exp_avg_sq`` after
+        amsgrad was) are kept, as in PyTorch: they are saved again, and used again if the option
+        is switched back on.
         """
         name = type(self).__name__
         if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
@@ -418,6 +443,7 @@ class Optimizer:
             for saved_id, p in zip(saved["params"], mine["params"]):
                 by_id[_index(saved_id)] = (p, group)
         new_state: dict[Tensor, dict[str, Any]] = {}
+        key_sets_of: dict[int, list[frozenset[str]]] = {}
         for key, entry in saved_state.items():
             k = _index(key)
             if k not in by_id:
@@ -427,11 +453,23 @@ class Optimizer:
                 problems.append(f"state of parameter {k} is a {type(entry).__name__}, not a dict")
                 continue
             p, group = by_id[k]
-            expected = set(self._state_keys(group))
-            missing, unexpected = sorted(expected - set(entry)), sorted(set(entry) - expected)
-            if missing or unexpected:
+            if not entry:  # no state (state_dict leaves such entries out)
+                continue
+            # the entries of some settings of the options: a state saved after an option changed
+            # mid-run has those of the settings it was stepped with (e.g. SGD's momentum buffer
+            # after momentum was switched off), kept as PyTorch keeps them
+            key_sets = key_sets_of.get(id(group))
+            if key_sets is None:
+                key_sets = key_sets_of[id(group)] = self._state_key_sets(group)
+            keys = set(entry)
+            if set().union(*(ks for ks in key_sets if ks <= keys)) != keys:
+                known = set().union(*key_sets)
+                expected = set(self._state_keys(group))
+                missing, unexpected = sorted(expected - keys), sorted(keys - known)
                 what = [f"missing {', '.join(map(repr, missing))}"] if missing else []
                 what += [f"unexpected {', '.join(map(repr, unexpected))}"] if unexpected else []
+                if not what:
+                    what = [f"{', '.join(map(repr, sorted(keys)))} never go together"]
                 problems.append(
                     f"state of parameter {k}: {'; '.join(what)} (is it the state of "
                     f"another optimizer, or of other options?)"
