@@ -286,6 +286,52 @@ def test_no_grad_and_enable_grad_as_decorators():
     assert tg.is_grad_enabled()
 
 
+def test_grad_mode_decorators_hold_inside_generators_only():
+    x = leaf([1.0])
+    log = []
+
+    @tg.no_grad()
+    def gen(n):
+        try:
+            for _ in range(n):
+                try:
+                    sent = yield x * 2
+                    log.append(("sent", sent, tg.is_grad_enabled()))
+                except KeyError:
+                    log.append(("thrown", tg.is_grad_enabled()))
+        finally:
+            log.append(("closed", tg.is_grad_enabled()))
+        return "done"
+
+    g = gen(3)
+    assert not next(g).requires_grad
+    assert tg.is_grad_enabled()  # the caller's mode between the steps
+    assert not g.send(5).requires_grad
+    assert not g.throw(KeyError()).requires_grad
+    with pytest.raises(StopIteration) as stop:
+        g.send(6)
+    assert stop.value.value == "done" and gen.__name__ == "gen"
+    assert log == [("sent", 5, False), ("thrown", False), ("sent", 6, False), ("closed", False)]
+    log.clear()
+    g = gen(3)
+    next(g)
+    g.close()
+    assert log == [("closed", False)] and tg.is_grad_enabled()
+
+    @tg.enable_grad()
+    def recording():
+        yield x * 2
+
+    @tg.set_grad_enabled(False)
+    def not_recording():
+        yield x * 2
+
+    with tg.no_grad():
+        assert next(recording()).requires_grad
+    assert not next(not_recording()).requires_grad
+    assert tg.is_grad_enabled()
+
+
 def test_the_same_no_grad_object_can_be_reentered():
     ng = tg.no_grad()
     with ng:

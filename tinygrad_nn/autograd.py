@@ -218,7 +218,8 @@ def _op_error(cls: type, err: Exception, args: tuple[Any, ...]) -> Exception:
 
 
 class _GradMode:
-    """Context manager and decorator that sets grad mode for the current thread."""
+    """Context manager and decorator that sets grad mode for the current thread. On a generator
+    function the mode holds each time the generator runs, not in its caller between yields."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -231,7 +232,16 @@ class _GradMode:
         STATE.grad_enabled = STATE.saved_modes.pop()
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        import inspect
+
         enabled = self.enabled
+        if inspect.isgeneratorfunction(fn):  # the mode holds whenever the generator runs
+
+            @functools.wraps(fn)
+            def generator(*args: Any, **kwargs: Any) -> Any:
+                return (yield from _in_mode(fn(*args, **kwargs), enabled))
+
+            return generator
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -239,6 +249,29 @@ class _GradMode:
                 return fn(*args, **kwargs)
 
         return wrapper
+
+
+def _in_mode(gen: Any, enabled: bool) -> Any:
+    """Run generator ``gen`` with grad mode ``enabled`` at each resume, the caller's mode between
+    them (as PyTorch's decorators do): what is sent or thrown in is passed on."""
+    try:
+        with _GradMode(enabled):
+            response = gen.send(None)
+        while True:
+            try:
+                request = yield response
+            except GeneratorExit:
+                with _GradMode(enabled):
+                    gen.close()
+                raise
+            except BaseException as e:
+                with _GradMode(enabled):
+                    response = gen.throw(e)
+            else:
+                with _GradMode(enabled):
+                    response = gen.send(request)
+    except StopIteration as e:
+        return e.value
 
 
 def no_grad() -> _GradMode:
