@@ -21,6 +21,7 @@ from tinygrad_nn import Tensor, nn, optim
 from tinygrad_nn.data.idx import IDXFormatError, read_idx, write_idx
 from tinygrad_nn.nn import functional as F
 from tinygrad_nn.optim import OptimizerStateError
+from tinygrad_nn.testing import assert_gradcheck
 
 
 def leaf(shape, value=0.5):
@@ -269,6 +270,28 @@ def test_the_mean_loss_of_an_empty_batch_is_refused_the_sum_is_zero(name, loss, 
 def test_loss_modules_refuse_an_empty_batch_too():
     with pytest.raises(ValueError, match=r"^cross_entropy: the input is empty"):
         nn.CrossEntropyLoss()(leaf((0, 3)), np.zeros(0, np.int64))
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_max_min_of_an_empty_tensor_over_non_empty_axes_as_pytorch(name):
+    # (0, 3) over axis 1 is (0,), as torch's amax; it raised as if the axis were empty
+    x = leaf((0, 3))
+    for axis, keepdims, shape in [(1, False, (0,)), (-1, True, (0, 1)), ((1,), False, (0,))]:
+        out = getattr(x, name)(axis=axis, keepdims=keepdims)
+        assert out.shape == shape and out.requires_grad
+        out.sum().backward()
+        assert x.grad.shape == (0, 3)
+        assert_gradcheck(lambda t, a=axis, k=keepdims: getattr(t, name)(axis=a, keepdims=k), x)
+    y = leaf((2, 0, 3))
+    assert getattr(y, name)(axis=(0, 2)).shape == (0,)
+    # over an empty axis there is no value: still an error, as in PyTorch
+    for t, axis, empty in [(x, 0, 0), (x, None, 0), (y, (0, 1), 1), (y, None, 1)]:
+        with pytest.raises(
+            ValueError,
+            match=rf"^{name.title()}: cannot take the {name} over an empty axis "
+            rf"\(axis {empty} has size 0\)",
+        ):
+            getattr(t, name)(axis=axis)
 
 
 def test_one_hot_of_no_labels_has_no_rows():

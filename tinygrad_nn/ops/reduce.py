@@ -75,8 +75,13 @@ class Max(Function):
     def forward(self, a, axis=None, keepdims=False):
         self.axes = normalize_axis(axis, a.ndim)
         self.keepdims = keepdims
-        if a.size == 0:
-            raise ValueError(f"cannot take the {type(self).__name__.lower()} of an empty tensor")
+        if a.size == 0:  # fine over non-empty axes ((0, 3) over axis 1 gives (0,)), as PyTorch
+            empty = [i for i in self.axes if a.shape[i] == 0]
+            if empty:
+                raise ValueError(
+                    f"cannot take the {type(self).__name__.lower()} over an empty axis "
+                    f"(axis {empty[0]} has size 0)"
+                )
         out = self._reduce(a, axis=self.axes, keepdims=True)
         self.save_for_backward(a, out)
         return out if keepdims else np.squeeze(out, axis=self.axes)
