@@ -231,6 +231,12 @@ class _Plan:
         # checks may hand the call back to normal execution, which calls it).
         if optimizer is not None and not zeroes:
             prog.emit("if step: OPT.zero_grad()")  # (a check starts after the call's)
+        # A flat gradient buffer not made yet is made here, at the first replay's backward: the
+        # call that checks the plan holds the gradients of normal execution, and they need not
+        # coexist with an idle buffer through the forward as well.
+        deferred = any(flat.grad is None for flat, _ in views.values())
+        if deferred:
+            prog.emit("if MAKE_GRADS is not None: MAKE_GRADS(globals())")
         env["ROOT"] = np.ones(loss_val.shape, loss_val.dtype)
         for k, node, rule, argvals, out in reversed(ops):
             g = seed if out is loss_val else low.grad(out)
@@ -361,15 +367,29 @@ class _Plan:
             node.inputs = ()
             node.scope = None
         code = compile(self.source, "<tinygrad_nn.capture>", "exec")
-        for name, (flat, i) in views.items():
-            env[name] = flat.grad_views()[i]
+        lean = None
         if optimizer is not None:  # every gradient in its view: the optimizer may be leaner
             complete = standard and params and not unreached and all(k in homes for k in params)
             lean = getattr(optimizer, "_captured_step", None) if complete else None
-            env["STEP"] = lean() if lean is not None else _call_step(optimizer)
-        if fold:  # (the flat gradient buffer exists now: made with the views above)
-            lr_now, flat = plain
-            env["LR"], env["DATA"], env["GFLAT"] = lr_now, flat.data, flat.grad
+            env["STEP"] = _call_step(optimizer) if lean is None else None
+        if fold:
+            env["LR"], env["DATA"] = plain[0], plain[1].data
+
+        def make_grads(names: dict[str, Any]) -> None:
+            """The views of the flat gradient buffers (made if new), and what reads them: the
+            optimizer's lean step, the folded update's buffer; into the replay's globals."""
+            for name, (flat, i) in views.items():
+                names[name] = flat.grad_views()[i]
+            if lean is not None:
+                names["STEP"] = lean()
+            if fold:
+                names["GFLAT"] = plain[1].grad
+            names["MAKE_GRADS"] = None
+
+        if deferred:
+            env["MAKE_GRADS"] = make_grads
+        else:
+            make_grads(env)
         self.buffers = [(name, np.empty(shape, dtype)) for name, shape, dtype in buffers]
         self.value_count, self.buffer_count = len(prog.slots), len(buffers)
         env.update(dict(self.buffers))
