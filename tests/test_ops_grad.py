@@ -443,6 +443,22 @@ def test_softmax_family(data, name):
         assert_gradcheck(lambda t: t.logsumexp(axis=axis, keepdims=True), x)
 
 
+@given(case=reduction_case(low=-5.0, high=5.0))
+def test_logsumexp_over_any_axes(case):
+    x, axis, keepdims = case
+    assert_gradcheck(lambda t: t.logsumexp(axis=axis, keepdims=keepdims), x)
+
+
+def test_logsumexp_over_all_axes():
+    # axis=None passed the forward and crashed in the backward (np.expand_dims(g, None))
+    x = Tensor(np.random.default_rng(1).standard_normal((2, 3)), requires_grad=True)
+    for keepdims in (False, True):
+        out = x.logsumexp(axis=None, keepdims=keepdims)
+        assert out.shape == ((1, 1) if keepdims else ())
+        assert_close(out, np.log(np.exp(x.data).sum(keepdims=keepdims)))
+        assert_gradcheck(lambda t, k=keepdims: t.logsumexp(axis=None, keepdims=k), x)
+
+
 def test_softmax_family_default_axis_is_last():
     x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 4)), dtype=np.float64)
     x.requires_grad = True

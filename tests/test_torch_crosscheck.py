@@ -137,6 +137,17 @@ def test_reductions(name, case):
 
 
 @settings(max_examples=25)
+@given(reduce_case())
+def test_logsumexp_over_any_axes(case):
+    a, axis, keepdims = case  # axis None: torch's logsumexp over every dim
+    crosscheck(
+        lambda t: t.logsumexp(axis, keepdims=keepdims),
+        lambda t: _torch_reduce("logsumexp", t, axis, keepdims),
+        a,
+    )
+
+
+@settings(max_examples=25)
 @given(reduce_case(), st.integers(0, 1))
 def test_var(case, ddof):
     a, axis, keepdims = case

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
+from .reduce import expand_reduced, normalize_axis
 
 
 class Softmax(Function):
@@ -45,21 +46,21 @@ class LogSoftmax(Function):
 
 
 class LogSumExp(Function):
-    """out = m + log Σ e^(x - m) over ``axis``;  dL/dx = g · softmax(x)."""
+    """out = m + log Σ e^(x - m) over ``axis`` (an int, a tuple of ints, or None: every axis,
+    as PyTorch's logsumexp over all dims);  dL/dx = g · softmax(x) = g · e^(x - out)."""
 
-    __slots__ = ("axis", "keepdims")
+    __slots__ = ("axes", "keepdims")
 
     def forward(self, x, axis=-1, keepdims=False):
-        self.axis, self.keepdims = axis, keepdims
-        m = np.maximum.reduce(x, axis=axis, keepdims=True)
+        self.axes = axes = normalize_axis(axis, x.ndim)
+        self.keepdims = keepdims
+        m = np.maximum.reduce(x, axis=axes, keepdims=True)
         if not np.all(np.isfinite(m)):
             m = np.where(np.isfinite(m), m, 0)
-        out = m + np.log(np.add.reduce(np.exp(x - m), axis=axis, keepdims=True))
+        out = m + np.log(np.add.reduce(np.exp(x - m), axis=axes, keepdims=True))
         self.save_for_backward(x, out)
-        return out if keepdims else np.squeeze(out, axis=axis)
+        return out if keepdims else np.squeeze(out, axis=axes)
 
     def backward(self, g):
         x, out = self.saved_tensors
-        if not self.keepdims:
-            g = np.expand_dims(g, self.axis)
-        return g * np.exp(x - out)
+        return expand_reduced(g, self.axes, self.keepdims) * np.exp(x - out)
