@@ -446,8 +446,9 @@ class Tensor:
         """x - log Σ eˣ along ``axis``, computed stably."""
         return SM.LogSoftmax.apply(self, axis=axis)
 
-    def logsumexp(self, axis: int = -1, keepdims: bool = False) -> Tensor:
-        """log Σ eˣ along ``axis``, computed as m + log Σ e^(x - m) with m the max."""
+    def logsumexp(self, axis: Any = -1, keepdims: bool = False) -> Tensor:
+        """log Σ eˣ over ``axis`` (an int, a tuple of ints, or None for all elements), computed as
+        m + log Σ e^(x - m) with m the max."""
         return SM.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
 
     # ------------------------------------------------------------------ shape
