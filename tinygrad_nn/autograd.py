@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import threading
-import weakref
 from collections.abc import Callable, Iterable
 from heapq import heappop, heappush
 from itertools import count
@@ -468,46 +467,37 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
 
 
 class _Mutations:
-    """In-place changes of tensors the library makes (item assignment, an optimizer's step): the
-    recording number at each tensor's last change, what made it, and ``last``, the largest. A
-    node recorded before a change of one of its inputs may have saved the old values, so
-    backward refuses it (as PyTorch's version counters do). Keyed by id with a weak reference
-    (tensors compare elementwise, so they cannot be dict keys)."""
+    """In-place changes of tensors the library makes (item assignment, an optimizer's step). Each
+    changed tensor is stamped with (recording number, what made the change), and ``last`` is the
+    largest number stamped. A node recorded before a change of one of its inputs may have saved
+    the old values, so backward refuses it (as PyTorch's version counters do). The stamp lives
+    on the tensor (a slot that an unchanged tensor leaves unset), so stamping the parameters
+    after a step costs an attribute store each."""
 
     def __init__(self) -> None:
-        self.seen: dict[int, tuple[weakref.ref[Any], int, str]] = {}
         self.last = -1
 
     def record(self, tensor: Any, by: str = "item assignment") -> None:
         self.record_many((tensor,), by)
 
     def record_many(self, tensors: Iterable[Any], by: str) -> None:
-        """:meth:`record` for tensors changed in place together (``by`` an optimizer's step, say),
-        under one recording number."""
-        with LEAF_LOCK:
-            self.last = seq = next(_sequence)
-            seen = self.seen
+        """Stamp ``tensors``, changed in place together (``by`` an optimizer's step, say), with
+        one recording number."""
+        with LEAF_LOCK:  # stamped before ``last`` says so: a backward on another thread
+            seq = next(_sequence)
+            stamp = (seq, by)
             for tensor in tensors:
-                key = id(tensor)
-                entry = seen.get(key)
-                if entry is not None and entry[0]() is tensor:
-                    seen[key] = (entry[0], seq, by)
-                else:
-                    seen[key] = (weakref.ref(tensor, self._forgetter(key)), seq, by)
+                tensor._mutated = stamp
+            self.last = seq
 
-    def _forgetter(self, key: int) -> Callable[[Any], None]:
-        def forget(ref: weakref.ref[Any]) -> None:
-            entry = self.seen.get(key)
-            if entry is not None and entry[0] is ref:
-                del self.seen[key]
-
-        return forget
-
-    def since(self, tensor: Any) -> tuple[int, str]:
+    @staticmethod
+    def since(tensor: Any) -> tuple[int, str]:
         """The recording number of the last in-place change of ``tensor`` and what made it
         ((-1, "") if none)."""
-        entry = self.seen.get(id(tensor))
-        return entry[1:] if entry is not None and entry[0]() is tensor else (-1, "")
+        return getattr(tensor, "_mutated", _UNCHANGED)
+
+
+_UNCHANGED = (-1, "")
 
 
 MUTATIONS = _Mutations()

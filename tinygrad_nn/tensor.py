@@ -105,7 +105,8 @@ class Tensor:
     otherwise; integer and bool tensors exist but cannot require grad.
     """
 
-    __slots__ = ("data", "grad", "_rg", "_ctx", "_retain", "name", "__weakref__")
+    # _mutated: set only by an in-place change the engine records (see autograd._Mutations)
+    __slots__ = ("data", "grad", "_rg", "_ctx", "_retain", "name", "_mutated", "__weakref__")
     __array_priority__ = 1000
 
     data: np.ndarray
