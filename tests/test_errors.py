@@ -254,6 +254,29 @@ def test_assigning_into_a_constant_a_graph_saved_is_caught_at_backward():
     np.testing.assert_array_equal(w.grad, [100.0, 5.0, 3.0])
 
 
+def test_changing_an_index_or_a_where_condition_after_the_forward_keeps_the_gradient():
+    # GetItem and Where kept the caller's arrays by reference, so changing them before backward
+    # moved the gradient: [0, 0, 2] for [2, 0, 0], and [0, 1, 1] for [1, 1, 1]
+    x = Tensor(np.zeros(3, np.float32), requires_grad=True)
+    idx = np.array([0, 0])
+    y = x[idx]
+    idx[:] = 2
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 0.0, 0.0])
+    x.grad = None
+    rows = np.array([True, False, True])
+    y = x[rows]
+    rows[:] = False
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 0.0, 1.0])
+    a = Tensor(np.ones(3, np.float32), requires_grad=True)
+    mask = np.array([True, True, True])
+    z = tg.where(mask, a, 0.0)
+    mask[0] = False
+    z.sum().backward()
+    np.testing.assert_array_equal(a.grad, [1.0, 1.0, 1.0])
+
+
 def test_an_optimizer_step_between_forward_and_backward_is_caught_at_backward():
     # the step changes the parameters in place; Mul saved the old ones for the gradient, which
     # came out with the wrong sign here ([-1, -2] for [1, 2]) before the step was recorded

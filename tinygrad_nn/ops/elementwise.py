@@ -327,7 +327,9 @@ class Where(Function):
     __slots__ = ()
 
     def forward(self, cond, a, b):
-        cond = np.asarray(cond, dtype=bool)
+        # backward reads the condition: a copy of the caller's array, which may change before
+        # backward runs (PyTorch's condition tensor has a version counter)
+        cond = np.array(cond, dtype=bool, copy=any(self.needs_input_grad))
         self.save_for_backward(cond)
         return np.where(cond, a, b)
 

@@ -57,8 +57,13 @@ class GetItem(Function):
     __slots__ = ("index", "shape", "advanced")
 
     def forward(self, a, index):
-        self.index, self.shape = index, a.shape
         parts = index if isinstance(index, tuple) else (index,)
+        if self.needs_input_grad[0] and any(isinstance(p, np.ndarray) for p in parts):
+            # backward scatters through the index: a copy of the caller's index arrays, which
+            # may change before backward runs (PyTorch's index tensors have version counters)
+            parts = tuple(p.copy() if isinstance(p, np.ndarray) else p for p in parts)
+            index = parts if isinstance(index, tuple) else parts[0]
+        self.index, self.shape = index, a.shape
         self.advanced = any(isinstance(p, np.ndarray) and p.dtype != bool for p in parts)
         return np.asarray(a[index])
 
