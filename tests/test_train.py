@@ -549,3 +549,31 @@ def test_keras_categorical_crossentropy_has_the_right_gradient():
     y = np.eye(3)[[0, 2, 1, 1]]
     loss_fn = train_module._NAMED_LOSSES["categorical_crossentropy"][0]
     assert_gradcheck(lambda t: loss_fn(t, y), tg.Tensor(p, requires_grad=True))
+
+
+def test_fit_evaluate_and_predict_keep_each_modules_own_mode():
+    # they restored only the top module's mode, which train() sets on every sub-module, so a
+    # Dropout the user had switched off came back on; fit also trained with it on
+    x, y = make_moons(64, noise=0.1, seed=0)
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Dense(2, 8), nn.ReLU(), nn.Dropout(0.5), nn.Dense(8, 2))
+    model.train()
+    model[2].eval()
+    modes = [m.training for m in model.modules()]
+    evaluate(model, "cross_entropy", x, y)
+    assert [m.training for m in model.modules()] == modes
+    predict(model, x)
+    assert [m.training for m in model.modules()] == modes
+    seen = []
+
+    class Spy(Callback):
+        def on_epoch_end(self, epoch, logs):
+            seen.append(model[2].training)
+
+    opt = Adam(model.parameters(), lr=0.01)
+    fit(model, "cross_entropy", opt, x, y, epochs=2, verbose=0, callbacks=[Spy()])
+    assert [m.training for m in model.modules()] == modes
+    assert seen == [False, False]  # the Dropout stayed off during training
+    model.eval()
+    fit(model, "cross_entropy", opt, x, y, epochs=1, verbose=0)
+    assert not any(m.training for m in model.modules())  # left in eval mode, as it was

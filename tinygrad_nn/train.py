@@ -180,15 +180,27 @@ def _as_targets(y: Any, n: int, dtype: np.dtype, name: str = "y") -> np.ndarray:
     raise TypeError(f"{name} must hold numbers, got dtype {y.dtype}")
 
 
+def _modes(model: Module) -> list[tuple[Module, bool]]:
+    """Every module's train/eval mode (a user may have put some sub-modules in eval mode)."""
+    return [(m, m.training) for m in model.modules()]
+
+
+def _set_modes(modes: list[tuple[Module, bool]]) -> None:
+    """Put back modes taken by :func:`_modes` (parents come before their sub-modules there, so
+    each sub-module ends in its own)."""
+    for m, mode in modes:
+        m.train(mode)
+
+
 def _output_width(model: Module, x: np.ndarray) -> int:
     """The number of outputs the model gives for one sample (one forward pass, no graph)."""
-    was_training = model.training
+    modes = _modes(model)
     model.eval()
     try:
         with no_grad():
             out = model(Tensor(x[:1]))
     finally:
-        model.train(was_training)
+        _set_modes(modes)
     return out.shape[-1] if out.ndim >= 2 else 1
 
 
@@ -548,7 +560,9 @@ def fit(
     one line per epoch on stdout instead, as with ``verbose=2``. ``verbose=0``: silent.
 
     ``callbacks``: :class:`Callback` objects (e.g. :class:`EarlyStopping`,
-    :class:`ModelCheckpoint`). The model is left in the train/eval mode it had.
+    :class:`ModelCheckpoint`). Training runs in training mode, but a sub-module you put in eval
+    mode (a Dropout switched off) stays so when the model itself is in training mode; every
+    module is left in the train/eval mode it had (so are they by ``evaluate`` and ``predict``).
 
     ``capture=True`` runs the training step through :func:`tinygrad_nn.capture` with the
     optimizer and ``keep_grads=False``: recorded once per batch shape and checked, then
@@ -591,7 +605,10 @@ def fit(
     loss_fn, threshold = loss_.fn, loss_.threshold
     custom = [(name, m) for name, m in metric_list if m != "accuracy"]
     show_bar = verbose == 1 and getattr(sys.stderr, "isatty", lambda: False)()
-    was_training = model.training
+    modes = _modes(model)  # put back at the end
+    if not model.training:  # training runs in training mode, with the user's choices below it
+        model.train()
+    train_modes = _modes(model)
     perf_counter = time.perf_counter
     captured = None
     # an optimizer capture cannot drive (a duck-typed one, without param_groups) steps normally,
@@ -610,7 +627,7 @@ def fit(
         for epoch in range(epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, {})
-            model.train()
+            _set_modes(train_modes)
             start = perf_counter()
             order = rng.permutation(n) if shuffle else None
             loss_sum, correct = 0.0, 0
@@ -676,7 +693,7 @@ def fit(
         for cb in callbacks:
             cb.on_train_end(last)
     finally:
-        model.train(was_training)
+        _set_modes(modes)
     return history
 
 
@@ -711,7 +728,7 @@ def _evaluate(
     loss_sum, correct = 0.0, 0
     custom = [m for _, m in metric_list if m != "accuracy"]
     custom_sums = [0.0] * len(custom)
-    was_training = model.training
+    modes = _modes(model)
     model.eval()
     try:
         with no_grad():
@@ -727,7 +744,7 @@ def _evaluate(
                 for i, m in enumerate(custom):
                     custom_sums[i] += float(m(out.data, yb)) * nb
     finally:
-        model.train(was_training)
+        _set_modes(modes)
     logs = _running(metric_list, loss_sum, correct, custom_sums, len(x))
     if loss is None:
         del logs["loss"]
@@ -763,7 +780,7 @@ def predict(model: Module, x: Any, batch_size: int = 512) -> np.ndarray:
     """The model's outputs for ``x`` as one numpy array (eval mode, no graph recorded)."""
     batch_size = _check_count("batch_size", batch_size)
     x = _as_inputs(x, _model_dtype(model))
-    was_training = model.training
+    modes = _modes(model)
     model.eval()
     try:
         with no_grad():
@@ -771,5 +788,5 @@ def predict(model: Module, x: Any, batch_size: int = 512) -> np.ndarray:
                 model(Tensor(x[lo : lo + batch_size])).data for lo in range(0, len(x), batch_size)
             ]
     finally:
-        model.train(was_training)
+        _set_modes(modes)
     return np.concatenate(outs)
