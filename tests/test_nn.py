@@ -80,6 +80,40 @@ def test_a_plain_tensor_over_a_parameter_is_refused():
     assert list(d.state_dict()) == ["weight"]
 
 
+def test_replacing_a_module_or_parameter_keeps_its_place():
+    # it used to move the name to the end: a Sequential then ran its layers as 1, 2, 0
+    tg.manual_seed(0)
+    seq = nn.Sequential(nn.Dense(2, 3), nn.Tanh(), nn.Dense(3, 1))
+    x = np.ones((4, 2), np.float32)
+    first = nn.Dense(2, 3)
+    setattr(seq, "0", first)
+    assert list(seq._modules) == ["0", "1", "2"] and seq[0] is first
+    np.testing.assert_allclose(seq(x).data, seq[2](first(x).tanh()).data)
+    last = nn.Dense(3, 5)
+    seq[-1] = last  # PyTorch's seq[i] = module, in place, negative indices too
+    assert list(seq) == [first, seq[1], last] and seq(x).shape == (4, 5)
+    assert [n for n, _ in seq.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    with pytest.raises(IndexError, match=r"Sequential: index 3 is out of range for 3 modules"):
+        seq[3] = nn.Tanh()
+    with pytest.raises(IndexError, match=r"index -4"):
+        seq[-4] = nn.Tanh()
+    for bad in ("0", slice(0, 1), 1.0, True):
+        with pytest.raises(TypeError, match=r"Sequential: an index must be an int"):
+            seq[bad] = nn.Tanh()
+    with pytest.raises(TypeError, match=r"Sequential: can hold only Modules, got function"):
+        seq[0] = lambda t: t
+    with pytest.raises(TypeError, match=r"got the class Tanh; call the class"):
+        seq[1] = nn.Tanh
+    assert list(seq) == [first, seq[1], last]
+    # a parameter replaced by a parameter, or by None and back, keeps its place too
+    d = nn.Dense(2, 3)
+    d.weight = nn.Parameter(np.zeros((3, 2), np.float32))
+    assert [n for n, _ in d.named_parameters()] == ["weight", "bias"]
+    d.weight = None
+    d.weight = nn.Parameter(np.ones((3, 2), np.float32))
+    assert list(d.state_dict()) == ["weight", "bias"] and list(d._parameters) == ["weight", "bias"]
+
+
 def test_train_eval_flags():
     m = nn.Sequential(nn.Dense(2, 2), nn.Dropout(0.5))
     assert m.training and m[1].training

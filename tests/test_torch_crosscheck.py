@@ -260,3 +260,28 @@ def test_composite_expression():
         ).sum()
 
     crosscheck(ours, theirs, x, w, b)
+
+
+def test_replacing_module_attributes_orders_names_as_pytorch():
+    from tinygrad_nn import nn
+
+    def steps(ns, param, module):
+        m = ns.Module()
+        m.a, m.p, m.b, m.q = module(), param(), module(), param()
+        m.a = module()  # module over module: in place
+        m.p = param()  # parameter over parameter: in place
+        m.q = None  # None over a parameter keeps the name
+        m.q = param()
+        m.a = param()  # a module's name becomes a parameter's: at the end of the parameters
+        del m.p
+        m.p = module()  # a free name: at the end of the modules
+        seq = ns.Sequential(module(), module(), module())
+        seq[0] = module()
+        seq[-1] = module()
+        return list(m._modules), list(m._parameters), list(seq._modules)
+
+    ours = steps(nn, lambda: nn.Parameter(np.zeros(1)), lambda: nn.Dense(1, 1))
+    theirs = steps(
+        torch.nn, lambda: torch.nn.Parameter(torch.zeros(1)), lambda: torch.nn.Linear(1, 1)
+    )
+    assert ours == theirs

@@ -79,12 +79,17 @@ class Module:
         if STATE.hook is not None:  # a tracer notes the state before the step changes it
             STATE.hook.on_module(self)
         old = self.__dict__.get(name)
-        params.pop(name, None)
-        self._modules.pop(name, None)
+        modules = self._modules
+        # as in PyTorch, a name replaced by a value of its kind keeps its place (the layer order
+        # of a Sequential, the order of named_parameters() and state_dict()); a name that
+        # changes kind goes to the end of its new dict
         if is_param or registered:  # None over a parameter keeps the name, as in PyTorch
+            modules.pop(name, None)
             params[name] = value
         elif isinstance(value, Module):
-            self._modules[name] = value
+            modules[name] = value
+        else:
+            modules.pop(name, None)
         object.__setattr__(self, name, value)
         if isinstance(value, (Tensor, Module)) or isinstance(old, (Tensor, Module)):
             object.__setattr__(self, "_version", self.__dict__.get("_version", 0) + 1)
@@ -268,6 +273,20 @@ class Module:
         return "\n".join(out)
 
 
+def _require_module(owner: str, value: Any) -> None:
+    """Raise a TypeError naming ``owner`` and what it was given unless ``value`` is a Module."""
+    if isinstance(value, Module):
+        return
+    if isinstance(value, type) and issubclass(value, Module):
+        hint = f"; call the class to make a module, e.g. {value.__name__}(...)"
+        what = f"the class {value.__name__}"
+    else:
+        name = getattr(value, "__qualname__", None)
+        what = type(value).__name__ + (f" {name!r}" if isinstance(name, str) else "")
+        hint = "; wrap a function in a Module whose forward calls it" if callable(value) else ""
+    raise TypeError(f"{owner}: can hold only Modules, got {what}{hint}")
+
+
 class Sequential(Module):
     """Modules applied in order: ``Sequential(Dense(2, 4), ReLU(), Dense(4, 1))``; indexable,
     sliceable, iterable, with ``len``. Sub-modules are named ``0``, ``1``, ..."""
@@ -289,6 +308,16 @@ class Sequential(Module):
         if isinstance(i, slice):
             return Sequential(*mods[i])
         return mods[i]
+
+    def __setitem__(self, i: int, module: Module) -> None:
+        """``seq[i] = layer`` replaces layer ``i`` in its place (``i`` may be negative)."""
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"Sequential: an index must be an int, got {type(i).__name__}")
+        _require_module("Sequential", module)
+        names = list(self._modules)
+        if not -len(names) <= i < len(names):
+            raise IndexError(f"Sequential: index {i} is out of range for {len(names)} modules")
+        setattr(self, names[i], module)
 
     def __len__(self) -> int:
         return len(self._modules)
