@@ -114,6 +114,18 @@ def test_replacing_a_module_or_parameter_keeps_its_place():
     assert list(d.state_dict()) == ["weight", "bias"] and list(d._parameters) == ["weight", "bias"]
 
 
+def test_append_refuses_what_is_not_a_module():
+    # Sequential.append used to register nothing and return: the function never ran
+    seq = nn.Sequential(nn.Dense(2, 2))
+    with pytest.raises(TypeError, match=r"Sequential.append: can hold only Modules, got function"):
+        seq.append(lambda t: t * 100)
+    with pytest.raises(TypeError, match=r"got the class ReLU; call the class"):
+        seq.append(nn.ReLU)
+    with pytest.raises(TypeError, match=r"ModuleList: can hold only Modules, got int$"):
+        nn.ModuleList([nn.ReLU(), 3])
+    assert len(seq) == 1 and seq.append(nn.ReLU()) is seq and len(seq) == 2
+
+
 def test_train_eval_flags():
     m = nn.Sequential(nn.Dense(2, 2), nn.Dropout(0.5))
     assert m.training and m[1].training

@@ -326,6 +326,8 @@ class Sequential(Module):
         return iter(list(self._modules.values()))
 
     def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end (a TypeError if it is not a Module, as in PyTorch)."""
+        _require_module("Sequential.append", module)
         setattr(self, str(len(self)), module)
         return self
 
@@ -339,8 +341,7 @@ class ModuleList(Module):
             self.append(m)
 
     def append(self, module: Module) -> ModuleList:
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList: can hold only Modules, got {type(module).__name__}")
+        _require_module("ModuleList", module)
         setattr(self, str(len(self)), module)
         return self
 
