@@ -176,6 +176,20 @@ def test_load_state_dict_non_strict_allows_missing():
     assert np.all(m[0].weight.data == 1)
 
 
+def test_load_state_dict_returns_missing_and_unexpected_keys():
+    m = nn.Sequential(nn.Dense(2, 2), nn.Dense(2, 1))
+    result = m.load_state_dict(m.state_dict())
+    assert result == ([], []) and result.missing_keys == [] and result.unexpected_keys == []
+    assert repr(result) == "<All keys matched successfully>"
+    sd = {"0.weight": np.ones((2, 2), np.float32), "extra": np.zeros(1), "more": np.zeros(2)}
+    missing, unexpected = m.load_state_dict(sd, strict=False)
+    assert missing == ["0.bias", "1.weight", "1.bias"] and unexpected == ["extra", "more"]
+    result = m.load_state_dict(sd, strict=False)
+    assert result.missing_keys == missing and result.unexpected_keys == unexpected
+    assert repr(result).startswith("IncompatibleKeys(missing_keys=['0.bias'")
+    assert np.all(m[0].weight.data == 1)
+
+
 # ---------------------------------------------------------------- Dense
 
 

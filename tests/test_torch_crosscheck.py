@@ -285,3 +285,20 @@ def test_replacing_module_attributes_orders_names_as_pytorch():
         torch.nn, lambda: torch.nn.Parameter(torch.zeros(1)), lambda: torch.nn.Linear(1, 1)
     )
     assert ours == theirs
+
+
+def test_load_state_dict_returns_the_keys_pytorch_does():
+    from tinygrad_nn import nn
+
+    ours, theirs = (
+        nn.Sequential(nn.Dense(2, 2), nn.Dense(2, 1)),
+        torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)),
+    )
+    for sd in ({"1.bias": np.zeros(1, np.float32), "x": np.zeros(1)}, {}):
+        got = ours.load_state_dict(sd, strict=False)
+        want = theirs.load_state_dict({k: torch.tensor(v) for k, v in sd.items()}, strict=False)
+        assert (got.missing_keys, got.unexpected_keys) == (want.missing_keys, want.unexpected_keys)
+        assert tuple(got) == tuple(want)
+    got = ours.load_state_dict(ours.state_dict())
+    want = theirs.load_state_dict(theirs.state_dict())
+    assert tuple(got) == tuple(want) == ([], []) and repr(got) == repr(want)

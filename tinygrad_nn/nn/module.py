@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..autograd import STATE
 from ..tensor import Tensor
 
-__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleCall", "StateDictError"]
+__all__ = [
+    "Parameter",
+    "Module",
+    "Sequential",
+    "ModuleList",
+    "ModuleCall",
+    "StateDictError",
+    "IncompatibleKeys",
+]
 
 
 class Parameter(Tensor):
@@ -44,6 +52,23 @@ class StateDictError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class IncompatibleKeys(NamedTuple):
+    """What :meth:`Module.load_state_dict` returns, as PyTorch's ``_IncompatibleKeys``: the
+    parameters the state dict had no entry for, and the entries that name no parameter (both
+    empty unless ``strict=False``)."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return (
+            f"IncompatibleKeys(missing_keys={self.missing_keys!r}, "
+            f"unexpected_keys={self.unexpected_keys!r})"
+        )
 
 
 class Module:
@@ -190,12 +215,18 @@ class Module:
         snapshot)."""
         return OrderedDict((name, p.data) for name, p in self.named_parameters())
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
         """Copy arrays into the parameters, checking names, shapes and dtypes first.
 
         Every missing, unexpected or mismatched key is named in one :class:`StateDictError`;
         nothing is changed unless everything fits. With ``strict=False`` missing and unexpected
         keys are allowed (shape and dtype mismatches never are).
+
+        Returns an :class:`IncompatibleKeys` named tuple ``(missing_keys, unexpected_keys)``, as
+        PyTorch does: the names of the parameters left as they were and of the entries ignored,
+        in order (both empty with ``strict=True``, which raises instead).
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(
@@ -205,8 +236,10 @@ class Module:
         params = dict(self.named_parameters())
         problems = []
         arrays = {}
+        unexpected = []
         for name, value in state_dict.items():
             if name not in params:
+                unexpected.append(name)
                 if strict:
                     problems.append(f"unexpected key {name!r}")
                 continue
@@ -220,14 +253,16 @@ class Module:
                 problems.append(f"{name!r}: dtype {arr.dtype} in the state dict, {p.dtype} here")
             else:
                 arrays[name] = arr
+        missing = [n for n in params if n not in state_dict]
         if strict:
-            problems += [f"missing key {n!r}" for n in params if n not in state_dict]
+            problems += [f"missing key {n!r}" for n in missing]
         if problems:
             raise StateDictError(
                 f"load_state_dict into {type(self).__name__} failed:\n  " + "\n  ".join(problems)
             )
         for name, arr in arrays.items():
             np.copyto(params[name].data, arr)
+        return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ printing
     def extra_repr(self) -> str:
