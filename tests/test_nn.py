@@ -190,6 +190,48 @@ def test_load_state_dict_returns_missing_and_unexpected_keys():
     assert np.all(m[0].weight.data == 1)
 
 
+def test_load_state_dict_between_forward_and_backward_is_refused():
+    # backward used to run with the loaded weight in place of the one the forward saw
+    m = nn.Dense(2, 1)
+    x = Tensor([[1.0, 2.0]], requires_grad=True)
+    sd = {"weight": np.array([[10.0, 10.0]], np.float32), "bias": np.zeros(1, np.float32)}
+    out = m(x)
+    m.load_state_dict(sd)
+    with pytest.raises(RuntimeError, match=r"modified in place by load_state_dict\(\)"):
+        out.sum().backward()
+    m(x).sum().backward()  # a forward after the load is fine
+    np.testing.assert_array_equal(x.grad, [[10.0, 10.0]])
+    # a load that writes nothing (strict=False, no matching key) stamps nothing
+    out = m(x)
+    m.load_state_dict({"other": np.zeros(1)}, strict=False)
+    out.sum().backward()
+
+
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("normal_", ()),
+        ("uniform_", ()),
+        ("zeros_", ()),
+        ("ones_", ()),
+        ("constant_", (0.5,)),
+        ("xavier_uniform_", ()),
+        ("xavier_normal_", ()),
+        ("kaiming_uniform_", ()),
+        ("kaiming_normal_", ()),
+    ],
+)
+def test_init_between_forward_and_backward_is_refused(name, args):
+    m = nn.Dense(2, 2)
+    x = Tensor(np.ones((1, 2), np.float32), requires_grad=True)
+    out = m(x)
+    getattr(nn.init, name)(m.weight, *args)
+    with pytest.raises(RuntimeError, match=rf"modified in place by nn\.init\.{name}\(\)"):
+        out.sum().backward()
+    m(x).sum().backward()  # initialised before the forward: fine
+    assert x.grad is not None
+
+
 # ---------------------------------------------------------------- Dense
 
 

@@ -1,5 +1,8 @@
 """Initialisers: fill a tensor in place from the global generator and return it.
 
+The write is in place: a backward through a graph recorded before it raises, naming the
+initialiser (as PyTorch's version counters make it), instead of using the values it saved.
+
 Fans of a weight of shape (out, in, ...): fan_in = in · receptive field, fan_out = out · it.
 """
 
@@ -9,6 +12,7 @@ import math
 
 import numpy as np
 
+from ..autograd import MUTATIONS
 from ..random import get_generator
 from ..tensor import Tensor
 
@@ -26,8 +30,9 @@ __all__ = [
 ]
 
 
-def _fill(t: Tensor, values: np.ndarray) -> Tensor:
+def _fill(t: Tensor, values: np.ndarray, name: str) -> Tensor:
     t.data[...] = values
+    MUTATIONS.record(t, f"nn.init.{name}()")  # a graph that saved t: its backward refuses
     return t
 
 
@@ -38,29 +43,37 @@ def _fans(t: Tensor) -> tuple[int, int]:
     return t.shape[1] * field, t.shape[0] * field
 
 
+def _normal(t: Tensor, mean: float, std: float, name: str) -> Tensor:
+    return _fill(t, get_generator().normal(mean, std, t.shape), name)
+
+
+def _uniform(t: Tensor, a: float, b: float, name: str) -> Tensor:
+    return _fill(t, get_generator().uniform(a, b, t.shape), name)
+
+
 def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Samples of N(mean, std²) — Nielsen's network uses N(0, 1) for weights and biases."""
-    return _fill(t, get_generator().normal(mean, std, t.shape))
+    return _normal(t, mean, std, "normal_")
 
 
 def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     """Samples of U(a, b)."""
-    return _fill(t, get_generator().uniform(a, b, t.shape))
+    return _uniform(t, a, b, "uniform_")
 
 
 def zeros_(t: Tensor) -> Tensor:
     """Fill with 0."""
-    return _fill(t, np.zeros(()))
+    return _fill(t, np.zeros(()), "zeros_")
 
 
 def ones_(t: Tensor) -> Tensor:
     """Fill with 1."""
-    return _fill(t, np.ones(()))
+    return _fill(t, np.ones(()), "ones_")
 
 
 def constant_(t: Tensor, value: float) -> Tensor:
     """Fill with ``value``."""
-    return _fill(t, np.asarray(value))
+    return _fill(t, np.asarray(value), "constant_")
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
@@ -82,13 +95,13 @@ def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
     """U(-a, a) with a = gain · √(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     fan_in, fan_out = _fans(t)
     a = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(t, -a, a)
+    return _uniform(t, -a, a, "xavier_uniform_")
 
 
 def xavier_normal_(t: Tensor, gain: float = 1.0) -> Tensor:
     """N(0, σ²) with σ = gain · √(2 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans(t)
-    return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+    return _normal(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), "xavier_normal_")
 
 
 def _kaiming_std(t: Tensor, a: float, mode: str, nonlinearity: str) -> float:
@@ -104,11 +117,11 @@ def kaiming_uniform_(
 ) -> Tensor:
     """U(-b, b) with b = gain · √(3 / fan) (He et al., 2015)."""
     bound = math.sqrt(3.0) * _kaiming_std(t, a, mode, nonlinearity)
-    return uniform_(t, -bound, bound)
+    return _uniform(t, -bound, bound, "kaiming_uniform_")
 
 
 def kaiming_normal_(
     t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"
 ) -> Tensor:
     """N(0, σ²) with σ = gain / √fan (He et al., 2015)."""
-    return normal_(t, 0.0, _kaiming_std(t, a, mode, nonlinearity))
+    return _normal(t, 0.0, _kaiming_std(t, a, mode, nonlinearity), "kaiming_normal_")

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..autograd import STATE
+from ..autograd import MUTATIONS, STATE
 from ..tensor import Tensor
 
 __all__ = [
@@ -222,7 +222,9 @@ class Module:
 
         Every missing, unexpected or mismatched key is named in one :class:`StateDictError`;
         nothing is changed unless everything fits. With ``strict=False`` missing and unexpected
-        keys are allowed (shape and dtype mismatches never are).
+        keys are allowed (shape and dtype mismatches never are). The parameters are written in
+        place: a backward through a graph recorded before the load raises (as PyTorch's version
+        counters make it), instead of using the values it saved.
 
         Returns an :class:`IncompatibleKeys` named tuple ``(missing_keys, unexpected_keys)``, as
         PyTorch does: the names of the parameters left as they were and of the entries ignored,
@@ -262,6 +264,8 @@ class Module:
             )
         for name, arr in arrays.items():
             np.copyto(params[name].data, arr)
+        if arrays:  # a graph recorded before saw the old values: its backward refuses
+            MUTATIONS.record_many([params[n] for n in arrays], "load_state_dict()")
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ printing
