@@ -137,6 +137,17 @@ def test_train_eval_flags():
     assert m[1].training
 
 
+def test_train_mode_must_be_a_bool():
+    # train("no") used to store the string, which is truthy: dropout stayed on
+    m = nn.Sequential(nn.Dense(2, 2), nn.Dropout(0.5))
+    for bad in ("no", 0, 1.0, None):
+        with pytest.raises(ValueError, match=r"Sequential.train: training mode is expected to be"):
+            m.train(bad)
+    assert m.training is True and m[1].training is True
+    m[1].train(np.bool_(False))
+    assert m[1].training is False and m.train(False).training is False
+
+
 def test_repr_shows_layers_and_summary_counts():
     m = nn.Sequential(nn.Dense(784, 30), nn.Sigmoid())
     text = repr(m)

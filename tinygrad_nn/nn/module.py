@@ -195,7 +195,14 @@ class Module:
             p.grad = None
 
     def train(self, mode: bool = True) -> Module:
-        """Set training mode (``.training = mode``) on this module and all below it."""
+        """Set training mode (``.training = mode``) on this module and all below it; ``mode``
+        must be a bool (a ValueError otherwise, as in PyTorch)."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise ValueError(
+                f"{type(self).__name__}.train: training mode is expected to be boolean (True to "
+                f"train, False to evaluate), got {mode!r}"
+            )
+        mode = bool(mode)
         hook = STATE.hook
         for m in self.modules():
             if hook is not None:  # a tracer notes the mode before the step changes it
