@@ -361,3 +361,60 @@ def test_cross_entropy_keeps_the_gradient_of_a_probability_target_of_another_dty
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     np.testing.assert_allclose(pt.grad, -logp / 2, rtol=1e-5)  # dL/dp = -log softmax(z) / N
     assert pt.grad.dtype == np.float64
+
+
+def test_custom_function_mistakes_get_errors_that_name_the_op():
+    class TwoOutputs(tg.Function):
+        def forward(self, x):
+            return np.sin(x), np.cos(x)  # was stacked into one (2, n) array, silently
+
+        def backward(self, g):
+            return g
+
+    x = Tensor(np.ones(3), dtype=np.float64, requires_grad=True)
+    with pytest.raises(TypeError, match="TwoOutputs.forward returned a tuple; it must return one"):
+        TwoOutputs.apply(x)
+
+    class ListGrads(tg.Function):
+        def forward(self, a, b):
+            return a * b
+
+        def backward(self, g):
+            a, b = self.inputs[0].data, self.inputs[1].data
+            return [g * b, g * a]  # a list was taken for one gradient: AttributeError
+
+    a = Tensor(np.array([2.0]), dtype=np.float64, requires_grad=True)
+    b = Tensor(np.array([3.0]), dtype=np.float64, requires_grad=True)
+    ListGrads.apply(a, b).sum().backward()
+    assert a.grad.tolist() == [3.0] and b.grad.tolist() == [2.0]
+
+    class NumberGrad(tg.Function):
+        def forward(self, a):
+            return a * 2
+
+        def backward(self, g):
+            return 2.0 * float(g)  # a Python number for a 0-d input: AttributeError
+
+    s = Tensor(np.array(1.5), dtype=np.float64, requires_grad=True)
+    NumberGrad.apply(s).backward()
+    assert s.grad == 2.0 and s.grad.dtype == np.float64
+
+    class TooFew(tg.Function):
+        def forward(self, a, b):
+            return a + b
+
+        def backward(self, g):
+            return g  # b's gradient was dropped silently
+
+    with pytest.raises(RuntimeError, match=r"TooFew.backward returned 1 gradient\(s\) for 2"):
+        TooFew.apply(a, b).sum().backward()
+
+    class TooMany(tg.Function):
+        def forward(self, a):
+            return a + 1
+
+        def backward(self, g):
+            return g, g  # the second was ignored silently
+
+    with pytest.raises(RuntimeError, match=r"TooMany.backward returned 2 gradient\(s\) for 1"):
+        TooMany.apply(a).sum().backward()

@@ -179,6 +179,11 @@ class Function:
         except (ValueError, TypeError, IndexError) as e:
             raise _op_error(cls, e, args) from None
         if type(out) is not np.ndarray:
+            if isinstance(out, (tuple, list)):  # np.asarray would stack them into one array
+                raise TypeError(
+                    f"{cls.__name__}.forward returned a {type(out).__name__}; it must return one "
+                    f"array (for several outputs, write one Function per output)"
+                )
             out = np.asarray(out)
         if record and out.dtype.kind == "f":  # integer and bool results carry no gradient
             node.inputs = args
@@ -421,7 +426,9 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
             keep_links = True
         in_grads = node.backward(g)
         if type(in_grads) is not tuple:
-            in_grads = (in_grads,)
+            in_grads = tuple(in_grads) if type(in_grads) is list else (in_grads,)
+        if len(in_grads) != len(node.inputs):
+            _check_gradient_count(node, in_grads)
         if hook is not None:
             hook.on_backward(node, in_grads)
         if not retain_graph:
@@ -431,6 +438,8 @@ def run_backward(root: Any, grad: Any = None, retain_graph: bool = False) -> Non
             if not need or ig is None:
                 continue
             d = inp.data
+            if type(ig) is not np.ndarray:  # a Python number, a list: an array of the input's
+                ig = _as_gradient(node, ig, d)
             if ig.shape != d.shape:
                 ig = _fit_shape(node, ig, d.shape)
             if ig.dtype != d.dtype:
@@ -523,6 +532,30 @@ def _check_unmodified(node: Function) -> None:
                 f"in place by {by} after {node.name} used it, so the values it saved for "
                 f"backward are stale; {fix}"
             )
+
+
+def _check_gradient_count(node: Function, in_grads: tuple[Any, ...]) -> None:
+    """One gradient per input of forward (trailing Nones beyond them are allowed: an optional
+    input left out, as the dense layer's bias)."""
+    n = len(node.inputs)
+    if len(in_grads) < n or any(g is not None for g in in_grads[n:]):
+        raise RuntimeError(
+            f"{node.name}.backward returned {len(in_grads)} gradient(s) for {n} input(s); "
+            f"return one per input of forward, None for those that need none"
+        )
+
+
+def _as_gradient(node: Function, grad: Any, data: np.ndarray) -> np.ndarray:
+    try:
+        out = np.asarray(grad, dtype=data.dtype)
+    except (TypeError, ValueError):
+        out = None
+    if out is None or out.dtype.kind not in "fc":
+        raise TypeError(
+            f"{node.name}.backward returned a {type(grad).__name__} as a gradient; return a "
+            f"numpy array (or a number for a one-element input)"
+        )
+    return out
 
 
 def _fit_shape(node: Function, grad: Any, shape: tuple[int, ...]) -> np.ndarray:
