@@ -295,3 +295,37 @@ def test_assert_close():
     assert_close(np.array([1.0]), np.array([1.0 + 1e-6]), rtol=1e-5)
     with pytest.raises(AssertionError, match="dtypes differ"):
         assert_close(Tensor([1.0]), np.array([1.0]), check_dtype=True)
+
+
+class ReluOfGrad(Function):
+    """relu whose backward also clips g at 0, a slip that one-hot g (0 and +1) cannot see."""
+
+    def forward(self, a):
+        self.save_for_backward(a)
+        return np.maximum(a, 0)
+
+    def backward(self, g):
+        (a,) = self.saved_tensors
+        return np.maximum(g, 0) * (a > 0)
+
+
+class ClippedGrad(Function):
+    """y = 3a, with a backward that clips g to [-1, 1]: right for |g| <= 1 only."""
+
+    def forward(self, a):
+        return 3 * a
+
+    def backward(self, g):
+        return 3 * np.clip(g, -1, 1)
+
+
+def test_backward_not_linear_in_the_incoming_gradient_fails():
+    x = leaf([[0.5, -1.0, 2.0], [1.5, -0.3, 0.7]])
+    for op in (ReluOfGrad, ClippedGrad):
+        with pytest.raises(GradcheckError, match="not linear in its incoming gradient"):
+            gradcheck(op.apply, x)
+    with pytest.raises(GradcheckError, match="not linear"):
+        gradcheck(ClippedGrad.apply, leaf(2.0))  # one output element: v is a single -1.5..-2
+    with pytest.raises(AssertionError, match="not linear"):
+        assert_gradcheck(lambda t: ReluOfGrad.apply(t) * 2, x)
+    assert gradcheck(lambda t: t.relu() * 2, x)  # the correct relu

@@ -2,7 +2,9 @@
 
 Inputs of lower precision are promoted to float64 copies for the check, so the comparison
 measures the op's calculus rather than float32 rounding. Small problems compare the full
-Jacobian; larger ones compare vᵀJ for a random v, and the largest vᵀJu for random u, v.
+Jacobian (one backward per output element, with one-hot g) and then check that backward is
+linear in g with one more backward for a seeded g of mixed signs; larger ones compare vᵀJ for a
+random v, and the largest vᵀJu for random u, v.
 """
 
 from __future__ import annotations
@@ -151,6 +153,7 @@ def gradcheck(
             numeric = _numeric_jacobian(fn, xs, i, out_size, eps).reshape((out_size, *x.shape))
             analytic = np.stack([_gradient_of(fn, xs, i, v) for v in rows])
             _compare(fn, xs, i, rows, analytic, numeric, eps, atol, rtol)
+            _check_linear(fn, xs, i, analytic, _mixed_signs(out_shape, seed, i), atol, rtol)
         elif x.size <= ELEMENTWISE_MAX:
             v = rng.standard_normal(out_shape)
             numeric = numerical_grad(fn, *xs, eps=eps, grad_output=v)[i]
@@ -227,6 +230,47 @@ def _compare(fn, xs, i, rows, analytic, numeric, eps, atol, rtol) -> None:
             GradcheckWarning,
             stacklevel=3,
         )
+
+
+def _mixed_signs(shape: tuple[int, ...], seed: int, i: int) -> np.ndarray:
+    """A seeded upstream gradient of both signs and unequal magnitudes: the first element is
+    negative with magnitude above 1, the second (if any) positive below 1, the rest random."""
+    rng = np.random.default_rng([seed, i])
+    n = int(np.prod(shape))
+    v = rng.uniform(0.5, 2.0, n) * rng.choice([-1.0, 1.0], n)
+    v[0] = -rng.uniform(1.5, 2.0)
+    if n > 1:
+        v[1] = rng.uniform(0.5, 0.9)
+    return v.reshape(shape)
+
+
+def _check_linear(fn, xs, i, rows, v, atol, rtol) -> None:
+    """Backward must be linear in its incoming gradient g. The Jacobian rows were computed with
+    one-hot g (entries 0 and +1 only), which cannot tell ``g * mask`` from
+    ``np.maximum(g, 0) * mask`` or a clipped g; so one more backward, with a v of mixed signs
+    and magnitudes, must give Σ_j v_j · row_j (up to rounding in the sum)."""
+    got = _gradient_of(fn, xs, i, v)
+    flat_v = v.reshape(-1)
+    want = np.tensordot(flat_v, rows, axes=1)
+    scale = np.tensordot(np.abs(flat_v), np.abs(rows), axes=1)
+    excess = np.abs(got - want) - (atol + rtol * scale)
+    excess = np.where(np.isnan(excess), np.inf, excess)
+    flat = int(np.argmax(excess))
+    if excess.reshape(-1)[flat] <= 0:
+        return
+    idx = tuple(int(t) for t in np.unravel_index(flat, got.shape))
+    a, w = float(got[idx]), float(want[idx])
+    at = f" at index {idx}" if idx else ""
+    raise GradcheckError(
+        f"gradcheck failed for input {i} (shape {tuple(xs[i].shape)}){at}: backward is not "
+        f"linear in its incoming gradient g\n"
+        f"  backward(v) for a seeded v of mixed signs:   {a!r}\n"
+        f"  Σ_j v_j·backward(e_j) from the one-hot rows: {w!r}\n"
+        f"  absolute error {abs(a - w):.3g}; allowed {atol:g} + {rtol:g}*"
+        f"{float(scale[idx]):.3g}\n"
+        f"  a backward must be linear in g (e.g. g * (x > 0), not np.maximum(g, 0) * (x > 0), "
+        f"np.abs(g) or np.clip(g, ...)); the one-hot rows alone feed g of only 0 and +1"
+    )
 
 
 def _check_projections(fn, xs, i, rng, out_shape, eps, atol, rtol, n) -> None:
