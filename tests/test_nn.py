@@ -307,6 +307,35 @@ def test_activation_modules(module, fn):
         assert gradcheck(module, t64(a))
 
 
+@pytest.mark.parametrize(
+    "module",
+    [
+        nn.Sigmoid(),
+        nn.ReLU(),
+        nn.Tanh(),
+        nn.Step(),
+        nn.Softmax(),
+        nn.LogSoftmax(),
+        nn.Flatten(),
+        nn.Dropout(0.5),
+        nn.Dropout(0.5).eval(),
+    ],
+)
+def test_activations_and_dropout_take_a_list_or_array_as_dense_does(module):
+    # a list used to raise AttributeError ('list' object has no attribute 'relu')
+    rows = [[0.5, -1.0, 2.0], [1.5, 0.25, -3.0]]
+    tg.manual_seed(0)
+    from_list = module(rows)
+    tg.manual_seed(0)
+    from_tensor = module(Tensor(np.array(rows, np.float32)))
+    assert isinstance(from_list, Tensor) and from_list.dtype == np.float32
+    np.testing.assert_array_equal(from_list.data, from_tensor.data)
+    tg.manual_seed(0)
+    np.testing.assert_array_equal(module(np.array(rows, np.float32)).data, from_tensor.data)
+    with pytest.raises(TypeError):
+        module("not numbers")
+
+
 # ---------------------------------------------------------------- losses
 
 
@@ -473,6 +502,46 @@ def test_initialisers_statistics():
     nn.init.zeros_(w)
     assert not w.data.any()
     assert w.dtype == np.float32
+
+
+def test_init_refuses_arrays_integer_tensors_and_impossible_arguments():
+    with pytest.raises(
+        TypeError, match=r"nn.init.normal_: expected a Tensor or Parameter .* ndarray"
+    ):
+        nn.init.normal_(np.zeros(3))
+    with pytest.raises(TypeError, match=r"nn.init.xavier_uniform_: expected a Tensor .* list"):
+        nn.init.xavier_uniform_([[0.0, 0.0]])
+    ints = Tensor(np.zeros((2, 3), np.int64))
+    for name in ("normal_", "uniform_", "zeros_", "ones_", "xavier_normal_", "kaiming_uniform_"):
+        with pytest.raises(
+            TypeError, match=rf"nn.init.{name}: expected a float tensor, got dtype int64"
+        ):
+            getattr(nn.init, name)(ints)
+    assert not ints.data.any()
+    w = nn.Parameter(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"nn.init.uniform_: a must be <= b .* got a=1.0, b=0.0"):
+        nn.init.uniform_(w, 1, 0)
+    with pytest.raises(ValueError, match=r"nn.init.normal_: std must be >= 0, got -1.0"):
+        nn.init.normal_(w, 0.0, -1)
+    with pytest.raises(ValueError, match=r"nn.init.normal_: mean must be finite, got nan"):
+        nn.init.normal_(w, float("nan"))
+    with pytest.raises(TypeError, match=r"nn.init.uniform_: b must be a number, got str"):
+        nn.init.uniform_(w, 0, "1")
+    with pytest.raises(ValueError, match=r"nn.init.xavier_normal_: gain must be >= 0"):
+        nn.init.xavier_normal_(w, gain=-1.0)
+    with pytest.raises(ValueError, match=r"nn.init.kaiming_normal_: fan in and fan out need"):
+        nn.init.kaiming_normal_(nn.Parameter(np.zeros(3, np.float32)))
+    with pytest.raises(TypeError, match=r"nn.init.constant_: value must be a number, got str"):
+        nn.init.constant_(w, "2")
+    assert not w.data.any()  # nothing was written
+    # an empty weight has no fan to divide by: nothing to fill, as in PyTorch
+    empty = nn.Parameter(np.zeros((0, 3), np.float32))
+    assert nn.init.kaiming_uniform_(empty, mode="fan_out") is empty
+    assert nn.init.xavier_normal_(nn.Parameter(np.zeros((0, 0), np.float32))).shape == (0, 0)
+    # a numpy array is filled through a Tensor that shares its memory, as the message says
+    a = np.zeros(3)
+    nn.init.ones_(Tensor(a, dtype=a.dtype))
+    assert np.all(a == 1)
 
 
 def test_same_seed_same_run():

@@ -88,6 +88,11 @@ class Dense(Module):
 Linear = Dense  # PyTorch's name for the same layer
 
 
+def _tensor(x: Any) -> Tensor:
+    """The input as a Tensor: a list or array is converted, as ``Dense`` does."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
 class _Activation(Module):
     def label(self) -> str:
         return type(self).__name__
@@ -97,28 +102,28 @@ class Sigmoid(_Activation):
     """σ(x) = 1 / (1 + e⁻ˣ), elementwise."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.sigmoid()
+        return _tensor(x).sigmoid()
 
 
 class ReLU(_Activation):
     """max(x, 0), elementwise."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.relu()
+        return _tensor(x).relu()
 
 
 class Tanh(_Activation):
     """tanh(x), elementwise."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.tanh()
+        return _tensor(x).tanh()
 
 
 class Step(_Activation):
     """The perceptron's Heaviside step: 1 where x > 0, else 0 (gradient zero)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.step()
+        return _tensor(x).step()
 
 
 class Identity(_Activation):
@@ -136,7 +141,7 @@ class Softmax(_Activation):
         self.axis = axis
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.softmax(self.axis)
+        return _tensor(x).softmax(self.axis)
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}"
@@ -146,7 +151,7 @@ class LogSoftmax(Softmax):
     """log softmax(x) = x - log Σ eˣ along ``axis``."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.log_softmax(self.axis)
+        return _tensor(x).log_softmax(self.axis)
 
 
 class Flatten(_Activation):
@@ -157,7 +162,7 @@ class Flatten(_Activation):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.flatten(self.start_dim, self.end_dim)
+        return _tensor(x).flatten(self.start_dim, self.end_dim)
 
 
 class Dropout(_Activation):
@@ -171,6 +176,7 @@ class Dropout(_Activation):
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
+        x = _tensor(x)  # a list too, and a Tensor out in either mode
         if not self.training or self.p == 0:
             return x
         keep = get_generator().random(x.shape) >= self.p
