@@ -517,6 +517,10 @@ _FIXES = {
     "forward after the assignment",
     "optimizer.step()": "call backward() before optimizer.step(), or recompute the forward "
     "after the step",
+    "load_state_dict()": "load before the forward (or after backward()), or recompute the "
+    "forward after loading",
+    "nn.init": "initialise before the forward (or after backward()), or recompute the forward "
+    "afterwards",
 }
 
 
@@ -526,7 +530,8 @@ def _check_unmodified(node: Function) -> None:
             continue
         seq, by = MUTATIONS.since(inp)
         if seq > node.seq:
-            fix = _FIXES.get(by, f"recompute the forward after the {by}")
+            key = "nn.init" if by.startswith("nn.init.") else by
+            fix = _FIXES.get(key, f"recompute the forward after {by}")
             raise RuntimeError(
                 f"backward: input {i} (shape {inp.shape}) of the {node.name} node was modified "
                 f"in place by {by} after {node.name} used it, so the values it saved for "

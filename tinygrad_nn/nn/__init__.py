@@ -15,9 +15,18 @@ from .layers import (
     Tanh,
 )
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
-from .module import Module, ModuleCall, ModuleList, Parameter, Sequential, StateDictError
+from .module import (
+    IncompatibleKeys,
+    Module,
+    ModuleCall,
+    ModuleList,
+    Parameter,
+    Sequential,
+    StateDictError,
+)
 
 __all__ = [
+    "IncompatibleKeys",
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
