@@ -329,3 +329,34 @@ def test_backward_not_linear_in_the_incoming_gradient_fails():
     with pytest.raises(AssertionError, match="not linear"):
         assert_gradcheck(lambda t: ReluOfGrad.apply(t) * 2, x)
     assert gradcheck(lambda t: t.relu() * 2, x)  # the correct relu
+
+
+def test_fn_computing_in_float32_is_refused():
+    class F32Square(Function):
+        """y = a² computed in float32, with a backward 10% too large: rounding noise made
+        gradcheck take the point for a kink and skip it."""
+
+        def forward(self, a):
+            a = a.astype(np.float32)
+            self.save_for_backward(a)
+            return a * a
+
+        def backward(self, g):
+            (a,) = self.saved_tensors
+            return 2.2 * a * g
+
+    x = leaf([-2.7541588563828316])
+    with pytest.raises(TypeError, match="float32 tensor.*need float64 throughout") as info:
+        gradcheck(F32Square.apply, x)
+    assert "dtype=np.float64" in str(info.value) and "set_default_dtype" in str(info.value)
+    with pytest.raises(TypeError, match="float32"):
+        gradcheck(lambda t: t.astype(np.float32) * 2, x)
+    with pytest.raises(TypeError, match="float32"):
+        numerical_grad(F32Square.apply, x)
+
+    tg.manual_seed(0)
+    layer, x = tg.nn.Dense(3, 2), leaf(np.ones((4, 3)))  # a float32 layer casts x to float32
+    with pytest.raises(TypeError, match="float32 tensor"):
+        gradcheck(lambda t: layer(t).tanh(), x)
+    layer64 = tg.nn.Dense(3, 2, dtype=np.float64)  # the fix the message names
+    assert gradcheck(lambda t: layer64(t).tanh(), x)

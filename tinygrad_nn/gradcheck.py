@@ -1,7 +1,8 @@
 """Check backward against central differences: f'(x) ≈ (f(x + ε) - f(x - ε)) / 2ε, in float64.
 
 Inputs of lower precision are promoted to float64 copies for the check, so the comparison
-measures the op's calculus rather than float32 rounding. Small problems compare the full
+measures the op's calculus rather than float32 rounding; ``fn`` must then compute in float64
+too (a float32 layer or cast inside it is refused with a TypeError). Small problems compare the full
 Jacobian (one backward per output element, with one-hot g) and then check that backward is
 linear in g with one more backward for a seeded g of mixed signs; larger ones compare vᵀJ for a
 random v, and the largest vᵀJu for random u, v.
@@ -53,6 +54,14 @@ def _output(fn: Callable[..., Any], xs: list[Any]) -> Tensor:
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
     if out.dtype.kind != "f":
         raise TypeError(f"gradcheck: fn must return a float tensor, got dtype {out.dtype}")
+    if out.dtype != np.float64:
+        raise TypeError(
+            f"gradcheck: fn returned a {out.dtype} tensor, but central differences need float64 "
+            f"throughout: {out.dtype} rounding swamps the change a small step makes, and the "
+            "differences would look like kinks or wrong gradients. Compute in float64: build "
+            "layers with dtype=np.float64, or call tinygrad_nn.set_default_dtype(np.float64) "
+            "before building the model, and do not cast to a narrower float inside fn"
+        )
     return out
 
 
@@ -131,6 +140,10 @@ def gradcheck(
     error and the tolerance |analytic - numeric| ≤ atol + rtol·|numeric|. Where the one-sided
     differences disagree (a kink, e.g. relu at 0) and the analytic value lies between them, the
     element is skipped with a :class:`GradcheckWarning` rather than reported as a failure.
+
+    ``fn`` must return a float64 tensor (TypeError otherwise): float32 rounding inside it would
+    swamp the differences. Build layers with ``dtype=np.float64``, or call
+    ``tinygrad_nn.set_default_dtype(np.float64)`` before building the model.
     """
     xs = _promote(inputs)
     if not any(_checked(x) for x in xs):
