@@ -17,7 +17,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: one BLAS t
 
 import argparse
 import json
+import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,20 +49,71 @@ def build_model() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def integer(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an int no smaller than ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        return value
+
+    return parse
+
+
+def non_negative_number(text: str) -> float:
+    """An argparse ``type``: a finite float >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def out_dir(parser: argparse.ArgumentParser, path: str) -> Path:
+    """Create ``--out`` (and its parents), or exit with an argparse error naming it."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        parser.error(f"--out {out}: cannot create the directory ({e.strerror or e})")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--samples", type=int, default=1000, help="points in all (80%% train)")
-    parser.add_argument("--noise", type=float, default=0.1, help="std of the noise on each point")
+    parser.add_argument(
+        "--epochs",
+        type=integer(1),
+        help="epochs, >= 1 (default 50, or 5 with --quick; an explicit --epochs wins over --quick)",
+    )
+    parser.add_argument("--seed", type=integer(0), default=0, help="seed, >= 0 (default 0)")
+    parser.add_argument(
+        "--samples", type=integer(2), default=1000, help="points in all, >= 2 (80%% train)"
+    )
+    parser.add_argument(
+        "--noise",
+        type=non_negative_number,
+        default=0.1,
+        help="std of the noise on each point, >= 0 (default 0.1)",
+    )
     parser.add_argument("--out", default="out/circles", help="where to write (default out/circles)")
-    parser.add_argument("--quick", action="store_true", help="5 epochs (seconds)")
+    parser.add_argument(
+        "--quick", action="store_true", help="5 epochs (seconds) unless --epochs is given"
+    )
     args = parser.parse_args(argv)
-    epochs = 5 if args.quick else args.epochs
-    if epochs < 1:
-        parser.error("--epochs must be at least 1")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.epochs is not None:
+        epochs = args.epochs
+    else:
+        epochs = 5 if args.quick else 50
+    out = out_dir(parser, args.out)
     started = time.perf_counter()
 
     tg.manual_seed(args.seed)

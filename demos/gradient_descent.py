@@ -86,15 +86,51 @@ def descend(f: Surface, start: tuple[float, float], lr: float, steps: int) -> np
     return np.array(path)
 
 
+def integer(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an int no smaller than ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        return value
+
+    return parse
+
+
+def out_dir(parser: argparse.ArgumentParser, path: str) -> Path:
+    """Create ``--out`` (and its parents), or exit with an argparse error naming it."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        parser.error(f"--out {out}: cannot create the directory ({e.strerror or e})")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=50, help="steps per run (default 50)")
+    parser.add_argument(
+        "--steps",
+        type=integer(1),
+        help="steps per run, >= 1 (default 50, or 20 with --quick; an explicit --steps wins "
+        "over --quick)",
+    )
     parser.add_argument("--out", default="out/gradient_descent", help="where to write")
-    parser.add_argument("--quick", action="store_true", help="20 steps per run")
+    parser.add_argument(
+        "--quick", action="store_true", help="20 steps per run unless --steps is given"
+    )
     args = parser.parse_args(argv)
-    steps = 20 if args.quick else args.steps
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.steps is not None:
+        steps = args.steps
+    else:
+        steps = 20 if args.quick else 50
+    out = out_dir(parser, args.out)
     started = time.perf_counter()
 
     from matplotlib.figure import Figure

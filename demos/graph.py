@@ -66,14 +66,25 @@ def write(graph: viz.ComputationGraph, stem: Path, fmt: str) -> list[Path]:
     return [Path(viz.render(graph, stem.with_suffix(f".{fmt}")))]
 
 
+def out_dir(parser: argparse.ArgumentParser, path: str) -> Path:
+    """Create ``--out`` (and its parents), or exit with an argparse error naming it."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        parser.error(f"--out {out}: cannot create the directory ({e.strerror or e})")
+    return out
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--format", choices=["svg", "png", "pdf"], default="svg")
     parser.add_argument("--out", default="out/graph", help="where to write (default out/graph)")
     parser.add_argument("--quick", action="store_true", help="the same (it takes a second)")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(parser, args.out)
     started = time.perf_counter()
 
     loss, a = neuron_graph()

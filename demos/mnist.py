@@ -37,6 +37,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ import numpy as np
 import tinygrad_nn as tg
 from tinygrad_nn import io, nn, plots
 from tinygrad_nn.data import MNISTNotFoundError, load_mnist
+from tinygrad_nn.data.mnist import FILES as MNIST_FILES
 from tinygrad_nn.optim import SGD, Adam, CosineAnnealingLR
 from tinygrad_nn.train import Callback, LRSchedulerStep, fit, predict
 
@@ -178,6 +180,58 @@ def load(preset: Preset, data: str | None, quick: bool) -> tuple[Any, Any, Any, 
     return x_train, y_train, x_test, y_test
 
 
+def integer(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an int no smaller than ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        return value
+
+    return parse
+
+
+def check_data(parser: argparse.ArgumentParser, path: str) -> None:
+    """An explicit ``--data`` must be a directory holding the four MNIST files (in it or in its
+    ``mnist/``, gzipped or not), else an argparse error names it: otherwise ``load_mnist`` would
+    quietly go on to ``$TINYGRAD_NN_DATA`` and the cache."""
+    data = Path(path)
+    if not data.exists():
+        parser.error(f"--data {data}: no such directory")
+    if not data.is_dir():
+        parser.error(f"--data {data}: not a directory (name the directory holding the MNIST files)")
+    missing = [
+        name
+        for name in MNIST_FILES
+        if not any(
+            (where / file).is_file()
+            for where in (data, data / "mnist")
+            for file in (name, f"{name}.gz")
+        )
+    ]
+    if missing:
+        parser.error(
+            f"--data {data}: no {', '.join(m + '[.gz]' for m in missing)} there (nor in "
+            f"{data / 'mnist'})"
+        )
+
+
+def out_dir(parser: argparse.ArgumentParser, path: str) -> Path:
+    """Create ``--out`` (and its parents), or exit with an argparse error naming it."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        parser.error(f"--out {out}: cannot create the directory ({e.strerror or e})")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description="Train a textbook MNIST network and compare its test accuracy with the "
@@ -187,28 +241,44 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         + "\n".join(f"  {k:<11} {p.description}; {p.reference}" for k, p in PRESETS.items()),
     )
     parser.add_argument("--preset", choices=list(PRESETS), default="default")
-    parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
     parser.add_argument(
-        "--seed", type=int, help="override the preset's seed (of the initial weights and shuffling)"
+        "--epochs",
+        type=integer(1),
+        help="override the preset's number of epochs, >= 1 (an explicit --epochs wins over "
+        "--quick)",
     )
-    parser.add_argument("--data", help="directory holding the MNIST IDX files")
+    parser.add_argument(
+        "--seed",
+        type=integer(0),
+        help="override the preset's seed (of the initial weights and shuffling), >= 0",
+    )
+    parser.add_argument(
+        "--data",
+        help="directory holding the MNIST IDX files (else $TINYGRAD_NN_DATA, the user cache, "
+        "a download); it must exist and hold all four",
+    )
     parser.add_argument("--out", default="out/mnist", help="where to write (default out/mnist)")
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"1 epoch on {QUICK_TRAIN} training and {QUICK_TEST} test images (seconds)",
+        help=f"1 epoch (unless --epochs is given) on {QUICK_TRAIN} training and {QUICK_TEST} "
+        "test images (seconds)",
     )
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
     epochs = args.epochs if args.epochs is not None else (1 if args.quick else preset.epochs)
-    if epochs < 1:
-        parser.error("--epochs must be at least 1")
     seed = preset.seed if args.seed is None else args.seed
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.data is not None:
+        check_data(parser, args.data)
+    out = out_dir(parser, args.out)
     started = time.perf_counter()
 
-    x_train, y_train, x_test, y_test = load(preset, args.data, args.quick)
+    try:
+        x_train, y_train, x_test, y_test = load(preset, args.data, args.quick)
+    except ValueError as e:  # a file of the wrong checksum, format or size
+        if args.data is not None:
+            parser.error(f"--data {args.data}: {e}")
+        sys.exit(f"mnist.py: {e}")
     tg.manual_seed(seed)
     model = build_model(preset)
     if preset.optimizer == "sgd":

@@ -22,7 +22,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # tiny matrices: one BLAS th
 
 import argparse
 import json
+import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,53 @@ from tinygrad_nn import nn, plots
 from tinygrad_nn.data import logic_gate
 from tinygrad_nn.optim import SGD
 from tinygrad_nn.train import accuracy, predict
+
+SEPARABLE = ("and", "or", "nand")  # a line separates their 1s from their 0s; not XOR's
+
+
+def integer(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an int no smaller than ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        return value
+
+    return parse
+
+
+def positive_number(text: str) -> float:
+    """An argparse ``type``: a finite float > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def out_dir(parser: argparse.ArgumentParser, path: str) -> Path:
+    """Create ``--out`` (and its parents), or exit with an argparse error naming it."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        parser.error(f"--out {out}: cannot create the directory ({e.strerror or e})")
+    return out
+
+
+def mistakes_text(mistakes: list[int]) -> str:
+    """The range of mistakes per epoch, as "2-4 mistakes" (or "1 mistake" when it never varied)."""
+    low, high = min(mistakes), max(mistakes)
+    count = f"{low}" if low == high else f"{low}-{high}"
+    return f"{count} mistake{'' if high == 1 else 's'}"
 
 
 def perceptron_rule(
@@ -101,16 +150,34 @@ def xor_by_backprop(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lr", type=float, default=0.1, help="η of the perceptron rule")
-    parser.add_argument("--max-epochs", type=int, default=100, help="perceptron epochs at most")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--lr",
+        type=positive_number,
+        default=0.1,
+        help="η of the perceptron rule, > 0 (default 0.1)",
+    )
+    parser.add_argument(
+        "--max-epochs",
+        type=integer(1),
+        help="perceptron epochs at most, >= 1 (default 100, or 20 with --quick; an explicit "
+        "--max-epochs wins over --quick)",
+    )
+    parser.add_argument("--seed", type=integer(0), default=0, help="seed of the 2-2-1 net, >= 0")
     parser.add_argument("--out", default="out/perceptron", help="where to write")
-    parser.add_argument("--quick", action="store_true", help="fewer epochs (it is quick anyway)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer epochs (it is quick anyway): 20 perceptron epochs unless --max-epochs is "
+        "given, 2000 of backprop",
+    )
     args = parser.parse_args(argv)
-    max_epochs = 20 if args.quick else args.max_epochs
+    if args.max_epochs is not None:
+        max_epochs = args.max_epochs
+    else:
+        max_epochs = 20 if args.quick else 100
+    epochs_text = f"{max_epochs} epoch{'' if max_epochs == 1 else 's'}"
     backprop_epochs = 2000 if args.quick else 5000
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(parser, args.out)
     started = time.perf_counter()
     tg.manual_seed(args.seed)
 
@@ -123,11 +190,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         w = model[0].weight.data[0]
         b = float(model[0].bias.data[0]) + 0.0  # no -0.0
         if epochs is not None:
-            verdict = f"converged after {epochs} epochs: w = {np.round(w, 3)}, b = {b:.3f}"
+            verdict = (
+                f"converged after {epochs} epoch{'' if epochs == 1 else 's'}: "
+                f"w = {np.round(w, 3)}, b = {b:.3f}"
+            )
+        elif gate in SEPARABLE:
+            verdict = (
+                f"did NOT converge in {epochs_text}: still {mistakes_text(mistakes)} per "
+                f"epoch ({gate.upper()} is linearly separable: more epochs would get there)"
+            )
         else:
             verdict = (
-                f"did NOT converge in {max_epochs} epochs: still {min(mistakes)}-"
-                f"{max(mistakes)} mistakes per epoch (no line separates XOR)"
+                f"did NOT converge in {epochs_text}: still {mistakes_text(mistakes)} per "
+                "epoch (no line separates XOR)"
             )
         print(f"  {gate.upper():<4}: {verdict}")
         results[gate] = {
@@ -138,7 +213,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "bias": b,
             "accuracy": accuracy(predict(model, x), y),
         }
-        status = f"{epochs} epochs" if epochs is not None else f"fails ({max_epochs} epochs)"
+        if epochs is not None:
+            status = f"{epochs} epochs"
+        elif gate in SEPARABLE:
+            status = f"not yet ({epochs_text})"
+        else:
+            status = f"fails ({epochs_text})"
         panels.append((model, x, y, f"perceptron: {gate.upper()}, {status}"))
 
     print("Part 2: a 2-2-1 sigmoid network learns XOR by backpropagation (BCE, SGD η = 2)")
@@ -172,9 +252,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results["wall_seconds"] = wall
     (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
 
-    separable = [g.upper() for g in ("and", "or", "nand") if results[g]["converged"]]
+    learned = [g.upper() for g in SEPARABLE if results[g]["converged"]]
+    unfinished = [g.upper() for g in SEPARABLE if not results[g]["converged"]]
+    verdicts = [f"{', '.join(learned)} learned"] if learned else []
+    if unfinished:
+        verdicts.append(
+            f"{', '.join(unfinished)} not yet in {epochs_text} (linearly separable: more "
+            "epochs would get there)"
+        )
+    verdicts.append("XOR not: no line separates its 1s from its 0s (as Minsky & Papert showed)")
     print("\n== perceptron")
-    print(f"perceptron rule: {', '.join(separable)} learned; XOR not (as Minsky & Papert showed)")
+    print(f"perceptron rule: {'; '.join(verdicts)}")
     print(f"2-2-1 sigmoid network trained by backprop: XOR accuracy {xor_acc:.0%}")
     print(f"time: {wall:.1f} s; wrote perceptron.png and summary.json to {out}")
     return results
