@@ -360,3 +360,25 @@ def test_fn_computing_in_float32_is_refused():
         gradcheck(lambda t: layer(t).tanh(), x)
     layer64 = tg.nn.Dense(3, 2, dtype=np.float64)  # the fix the message names
     assert gradcheck(lambda t: layer64(t).tanh(), x)
+
+
+def test_tensors_fn_closes_over_are_left_as_found():
+    rng = np.random.default_rng(0)
+    w, x = leaf(rng.standard_normal((3, 2))), leaf(np.ones((4, 3)))
+    assert gradcheck(lambda t: (t @ w).tanh(), x)
+    assert w.grad is None  # was filled by every Jacobian row's backward
+    g = np.full((3, 2), 7.0)
+    w.grad = g
+    assert gradcheck(lambda t: (t @ w).tanh(), x)
+    assert w.grad is g and np.all(g == 7.0)
+
+    # an intermediate built outside fn: its graph is neither freed nor given gradients
+    v = leaf([0.5, -1.0, 2.0])
+    h = (v * v).tanh().retain_grad()
+    assert gradcheck(lambda t: t * h, leaf([0.1, 0.2, 0.3]))  # failed on the second row
+    assert v.grad is None and h.grad is None
+    with pytest.raises(GradcheckError):  # a wrong backward is still found
+        gradcheck(lambda t: WrongSquare.apply(t) * h, leaf([1.0, 2.0, 3.0]))
+    h.sum().backward()  # h's graph is still whole
+    assert_close(h.grad, np.ones(3))
+    assert_close(v.grad, 2 * v.data * (1 - np.tanh(v.data**2) ** 2))

@@ -75,7 +75,15 @@ def _analytic(fn: Callable[..., Any], xs: list[Any], v: np.ndarray) -> list[np.n
     with enable_grad():
         out = _output(fn, fresh)
         if out.requires_grad:
-            out.backward(v.astype(out.dtype))
+            # Tensors fn closes over (a layer's weights, an intermediate built outside fn) are
+            # left as found: their .grad is restored, and their graph is not freed.
+            own = {id(x) for x in fresh}
+            kept = [(t, t.grad) for t in _reached(out) if id(t) not in own]
+            try:
+                out.backward(v.astype(out.dtype), retain_graph=True)
+            finally:
+                for t, g in kept:
+                    t.grad = g
     grads = []
     for x in fresh:
         if _checked(x):
@@ -83,6 +91,22 @@ def _analytic(fn: Callable[..., Any], xs: list[Any], v: np.ndarray) -> list[np.n
         else:
             grads.append(None)
     return grads
+
+
+def _reached(out: Tensor) -> list[Tensor]:
+    """Every tensor of out's graph: out and, through the nodes' inputs, all it was made from."""
+    seen = {id(out)}
+    found, stack = [out], [out]
+    while stack:
+        node = stack.pop()._ctx
+        if node is None:
+            continue
+        for t in node.inputs:
+            if isinstance(t, Tensor) and id(t) not in seen:
+                seen.add(id(t))
+                found.append(t)
+                stack.append(t)
+    return found
 
 
 def _checked(x: Any) -> bool:
@@ -143,7 +167,9 @@ def gradcheck(
 
     ``fn`` must return a float64 tensor (TypeError otherwise): float32 rounding inside it would
     swamp the differences. Build layers with ``dtype=np.float64``, or call
-    ``tinygrad_nn.set_default_dtype(np.float64)`` before building the model.
+    ``tinygrad_nn.set_default_dtype(np.float64)`` before building the model. Tensors ``fn``
+    closes over (weights, an intermediate computed outside it) are left as found: their
+    ``.grad`` is restored and their graph is not freed.
     """
     xs = _promote(inputs)
     if not any(_checked(x) for x in xs):
