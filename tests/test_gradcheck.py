@@ -382,3 +382,23 @@ def test_tensors_fn_closes_over_are_left_as_found():
     h.sum().backward()  # h's graph is still whole
     assert_close(h.grad, np.ones(3))
     assert_close(v.grad, 2 * v.data * (1 - np.tanh(v.data**2) ** 2))
+
+
+def test_a_forward_writing_into_its_input_leaves_the_callers_arrays_alone():
+    class ExpInPlace(Function):
+        def forward(self, a, c):
+            np.exp(a, out=a)  # the bug: overwrites its input
+            c += 1.0
+            self.save_for_backward(a)
+            return a * c
+
+        def backward(self, g):
+            (ea,) = self.saved_tensors
+            return g * ea, None
+
+    x, c = leaf([0.1, 0.2, 0.3]), Tensor(np.array([1.0, 2.0, 3.0]), dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # exp of exp of ... overflows
+        with pytest.raises(GradcheckError):
+            gradcheck(ExpInPlace.apply, x, c)
+    assert np.array_equal(x.data, [0.1, 0.2, 0.3]) and np.array_equal(c.data, [1.0, 2.0, 3.0])

@@ -1,11 +1,12 @@
 """Check backward against central differences: f'(x) ≈ (f(x + ε) - f(x - ε)) / 2ε, in float64.
 
-Inputs of lower precision are promoted to float64 copies for the check, so the comparison
-measures the op's calculus rather than float32 rounding; ``fn`` must then compute in float64
-too (a float32 layer or cast inside it is refused with a TypeError). Small problems compare the full
-Jacobian (one backward per output element, with one-hot g) and then check that backward is
-linear in g with one more backward for a seeded g of mixed signs; larger ones compare vᵀJ for a
-random v, and the largest vᵀJu for random u, v.
+The check works on copies of the input tensors (fn never sees the caller's arrays), those of
+lower precision promoted to float64, so the comparison measures the op's calculus rather than
+float32 rounding; ``fn`` must then compute in float64 too (a float32 layer or cast inside it
+is refused with a TypeError). Small problems compare the full Jacobian (one backward per output
+element, with one-hot g) and then check that backward is linear in g with one more backward
+for a seeded g of mixed signs; larger ones compare vᵀJ for a random v, and the largest vᵀJu for
+random u, v.
 """
 
 from __future__ import annotations
@@ -34,15 +35,17 @@ class GradcheckWarning(UserWarning):
 
 
 def _promote(inputs: Sequence[Any]) -> list[Any]:
+    """Copies of the input tensors, float ones as float64: fn never sees the caller's arrays,
+    so a forward that writes into its input cannot change them."""
     out = []
     for x in inputs:
         if isinstance(x, Tensor):
             if x.requires_grad:
-                out.append(Tensor(x.data, dtype=np.float64, requires_grad=True))
+                out.append(Tensor(np.array(x.data, np.float64), np.float64, requires_grad=True))
             elif x.dtype.kind == "f":
-                out.append(Tensor(x.data, dtype=np.float64))
+                out.append(Tensor(np.array(x.data, np.float64), np.float64))
             else:
-                out.append(x)
+                out.append(Tensor(x.data.copy(), x.dtype))
         else:
             out.append(x)
     return out
