@@ -402,3 +402,26 @@ def test_a_forward_writing_into_its_input_leaves_the_callers_arrays_alone():
         with pytest.raises(GradcheckError):
             gradcheck(ExpInPlace.apply, x, c)
     assert np.array_equal(x.data, [0.1, 0.2, 0.3]) and np.array_equal(c.data, [1.0, 2.0, 3.0])
+
+
+def test_distinct_rejects_drawn_shapes_too_large_instead_of_erroring():
+    # 200 values 0.01 apart do not fit in the unit domain's (0.01, 0.99): such draws used to
+    # raise InvalidArgument, failing a test only when hypothesis happened to draw a large shape
+    drawn = []
+
+    @settings(max_examples=30, database=None, derandomize=True)
+    @given(tensors(shape=st.sampled_from([(3,), (200,)]), domain="unit", distinct=True))
+    def one(x):
+        drawn.append(x.shape)
+
+    one()
+    pairs = st.sampled_from([((2,), (1, 3)), ((100,), (100,))])
+
+    @settings(max_examples=30, database=None, derandomize=True)
+    @given(pairs.flatmap(lambda s: tensor_tuples(s, domain="unit", distinct=True)))
+    def two(ab):
+        drawn.append(tuple(t.shape for t in ab))
+        assert np.all(np.diff(np.sort(np.concatenate([t.data.ravel() for t in ab]))) >= 0.01 - 1e-9)
+
+    two()
+    assert set(drawn) == {(3,), ((2,), (1, 3))}

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
@@ -142,9 +143,11 @@ def _flat_values(
     avoid: tuple[float, ...],
     min_gap: float,
     distinct: bool,
+    reject: bool,
 ) -> np.ndarray:
     """``n`` float64 values of [low, high], each ``min_gap`` off the ``avoid`` points and, when
-    ``distinct``, from each other.
+    ``distinct``, from each other. If ``n`` distinct values do not fit, the draw is rejected
+    (``reject``: the size was drawn, a smaller one may fit) or InvalidArgument is raised.
 
     The allowed set is a union of intervals; values are drawn on their concatenation (a line of
     the intervals' total length) and mapped back. The map only ever widens distances, so values
@@ -159,6 +162,7 @@ def _flat_values(
     total = float(lengths.sum())
     span = total - (n - 1) * min_gap if distinct else total
     if span < 0:
+        assume(not reject)
         raise InvalidArgument(
             f"arrays: {n} distinct values {min_gap} apart do not fit in {parts}; "
             "widen [low, high], lower min_gap or draw smaller shapes"
@@ -197,7 +201,9 @@ def arrays(
     strategy (e.g. :func:`float_dtypes`). Values lie in ``[low, high]``, whose default comes from
     ``domain`` (see :data:`DOMAINS`; ``real`` is [-3, 3]). Every value keeps at least ``min_gap``
     from each point of ``avoid`` (and from the domain's own excluded points), and with
-    ``distinct=True`` every two values are at least ``min_gap`` apart.
+    ``distinct=True`` every two values are at least ``min_gap`` apart. A drawn shape too large
+    for that is rejected (as by ``hypothesis.assume``) and another drawn; a fixed ``shape`` that
+    can never fit raises InvalidArgument.
 
     Example — relu away from its kink, max without ties::
 
@@ -207,13 +213,18 @@ def arrays(
         @given(arrays(shape=shapes(min_dims=1), distinct=True))
         def test_max(a): ...
     """
+    drawn = shape is None or isinstance(shape, st.SearchStrategy)
     shape = tuple(_resolve(draw, shapes() if shape is None else shape))
+    return _values(draw, shape, dtype, domain, low, high, avoid, min_gap, distinct, drawn)
+
+
+def _values(draw, shape, dtype, domain, low, high, avoid, min_gap, distinct, reject) -> np.ndarray:
     dtype = np.dtype(_resolve(draw, dtype))
     if dtype.kind != "f":
         raise InvalidArgument(f"arrays: dtype must be a float dtype, got {dtype}")
     lo, hi, avoid_all = _domain(domain, low, high, avoid)
     n = int(np.prod(shape, dtype=np.int64))
-    flat = draw(_flat_values(n, lo, hi, avoid_all, float(min_gap), distinct))
+    flat = draw(_flat_values(n, lo, hi, avoid_all, float(min_gap), distinct, reject))
     return flat.reshape(shape).astype(dtype)
 
 
@@ -258,7 +269,7 @@ def tensor_tuples(
 ) -> tuple[Tensor, ...]:
     """One tensor per shape in ``shapes``, all of one dtype. With ``distinct=True`` the values
     of all of them together are pairwise ``min_gap`` apart — what ``maximum(a, b)`` needs to have
-    no ties.
+    no ties; shapes too large for that are rejected (as by ``hypothesis.assume``).
 
     Example::
 
@@ -269,7 +280,9 @@ def tensor_tuples(
     shape_list = [tuple(s) for s in _resolve(draw, shapes)]
     dtype = np.dtype(_resolve(draw, dtype))
     sizes = [int(np.prod(s, dtype=np.int64)) for s in shape_list]
-    flat = draw(arrays((sum(sizes),), dtype, domain, low, high, avoid, min_gap, distinct))
+    # the shapes usually come from a flatmap: a draw too large for distinct values is rejected
+    args = (dtype, domain, low, high, avoid, min_gap, distinct)
+    flat = _values(draw, (sum(sizes),), *args, reject=True)
     out = []
     for s, piece in zip(shape_list, np.split(flat, np.cumsum(sizes)[:-1])):
         out.append(Tensor(piece.reshape(s), dtype=dtype, requires_grad=requires_grad))
