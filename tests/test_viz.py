@@ -509,6 +509,74 @@ def test_html_layout_script_runs(tmp_path):
     assert result["bad"] == 0
 
 
+BACKSLASH_NAMES = ["\\lambda", "\\nabla L", "\\N", "\\l", "end\\", 'a\\"b', "\\\\", "x\\ry"]
+
+LINES_HARNESS = (
+    HARNESS.split("eval(script);")[0]
+    + r"""eval(script);
+const firsts = [];
+const walk = e => {
+  if (e.attrs.class === "node") {
+    const t = e.children.find(c => c.tag === "text");
+    firsts.push(t.children.map(s => s.textContent));
+  }
+  e.children.forEach(walk);
+};
+walk(ids.view);
+console.log(JSON.stringify({error: (ids.error || {}).textContent || "", lines: firsts}));
+"""
+)
+
+
+def _backslash_graph():
+    ts = [tg.Tensor([1.0], requires_grad=True, name=n) for n in BACKSLASH_NAMES]
+    out = ts[0]
+    for t in ts[1:]:
+        out = out + t
+    return draw_graph(out, legend=False)
+
+
+def test_html_page_carries_labels_with_backslashes_as_dot_reads_them():
+    import json
+
+    g = _backslash_graph()
+    page = to_html(g)
+    embedded = page.split("const DOT = ")[1].split("\n")[0].rstrip(";")
+    assert json.loads(embedded.replace("<\\/", "</")) == g.source
+    # in the DOT source every backslash of a name is escaped, so dot shows the name as it is
+    assert 'label="\\\\N\\n(1,) float32' in g.source
+    assert 'label="end\\\\\\n(1,) float32' in g.source
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node.js not installed")
+def test_html_view_shows_labels_with_backslashes_as_dot_does(tmp_path):
+    import json
+
+    g = _backslash_graph()
+    to_html(g, tmp_path / "g.html")
+    (tmp_path / "h.js").write_text(LINES_HARNESS)
+    out = subprocess.run(
+        ["node", str(tmp_path / "h.js"), str(tmp_path / "g.html")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["error"] == ""
+    firsts = [lines[0] for lines in result["lines"]]
+    for name in BACKSLASH_NAMES:  # not "\" then "ambda", not the node's id for "\N"
+        assert name in firsts
+    for lines in result["lines"]:
+        if lines[0] in BACKSLASH_NAMES:
+            assert lines[1:] == ["(1,) float32", "grad = —"]
+    if shutil.which("dot") is not None:  # the same text as in dot's own drawing
+        root = ET.fromstring(g.pipe(format="svg").decode("utf-8"))
+        texts = [t.text for t in root.iter(f"{SVG}text")]
+        for name in BACKSLASH_NAMES:
+            assert name in texts
+
+
 # ---------------------------------------------------------------------------- CLI, examples
 
 

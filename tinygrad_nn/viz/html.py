@@ -113,13 +113,17 @@ function parse(src) {
   const T = tokenize(src);
   let k = 0;
   const peek = (o = 0) => T[k + o] || {t: "eof"};
+  const keyword = (tok, ...words) =>
+    tok.t === "id" && !tok.quoted && words.includes(tok.v.toLowerCase());
   const nodes = new Map(), edges = [], clusters = [];
-  while (k < T.length && T[k].t !== "{") k++;
+  let name = "";  // the graph's: "digraph NAME {"
+  while (k < T.length && T[k].t !== "{") {
+    if (T[k].t === "id" && !keyword(T[k], "strict", "graph", "digraph")) name = T[k].v;
+    k++;
+  }
   k++;
   const top = {parent: null, cluster: null, node: {}, edge: {}, attrs: {}};
   let ctx = top;
-  const keyword = (tok, ...words) =>
-    tok.t === "id" && !tok.quoted && words.includes(tok.v.toLowerCase());
   function attrList() {
     const a = {};
     while (peek().t === "[") {
@@ -188,15 +192,29 @@ function parse(src) {
     }
     k++;
   }
-  return {attrs: top.attrs, nodes: [...nodes.values()], edges, clusters};
+  return {name, attrs: top.attrs, nodes: [...nodes.values()], edges, clusters};
 }
 
 // ---------------------------------------------------------------- 2. lay out
 const measure = document.createElement("canvas").getContext("2d");
 
-function labelLines(text, id) {
-  return text.replace(/\\N/g, id).replace(/\\[nlr]\s*$/, "").split(/\\[nlr]|\n/)
-    .map(s => s.replace(/\\(.)/g, "$1"));
+// the lines of a label, read as dot reads an escString: in one pass from the left, "\\n",
+// "\\l" and "\\r" end a line (a last one ends the label, no empty line after it), names
+// from ``subst`` ("\\N": the node's, "\\G": the graph's) are filled in, and a backslash
+// before any other character stands for that character ("\\\\": one backslash)
+function labelLines(text, subst) {
+  const lines = [];
+  let line = "";
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "\n") { lines.push(line); line = ""; continue; }
+    if (c !== "\\" || i + 1 === text.length) { line += c; continue; }
+    const e = text[++i];
+    if (e === "n" || e === "l" || e === "r") { lines.push(line); line = ""; }
+    else line += Object.prototype.hasOwnProperty.call(subst, e) ? subst[e] : e;
+  }
+  if (line !== "" || !lines.length) lines.push(line);
+  return lines;
 }
 
 function fontOf(attrs, size) {
@@ -229,7 +247,7 @@ function layout(g) {
     const size = parseFloat(v.attrs.fontsize || "14") * 1.2;
     v.font = fontOf(v.attrs, size);
     v.size = size;
-    v.lines = labelLines(v.attrs.label ?? "\\N", v.id);
+    v.lines = labelLines(v.attrs.label ?? "\\N", {N: v.id, G: g.name});
     measure.font = v.font;
     const tw = Math.max(...v.lines.map(l => measure.measureText(l).width), 6);
     const shape = (v.attrs.shape || "ellipse").toLowerCase();
@@ -441,7 +459,7 @@ function draw(g, svg) {
     strokeOf(c.attrs, r);
     const size = parseFloat(c.attrs.fontsize || "14") * 1.2;
     const left = (c.attrs.labeljust || "c") === "l";
-    text(labelLines(c.attrs.label || "", c.name), left ? x0 + 8 : (x0 + x1) / 2, y0 + size + 2,
+    text(labelLines(c.attrs.label || "", {G: c.name}), left ? x0 + 8 : (x0 + x1) / 2, y0 + size + 2,
          size, fontOf(c.attrs, size), c.attrs.fontcolor, left ? "start" : "middle", scene);
   }
   for (const e of E) {
@@ -464,7 +482,9 @@ function draw(g, svg) {
   }
   for (const v of V) {
     const grp = el("g", {class: "node"}, scene), st = styles(v.attrs);
-    el("title", {}, grp).textContent = v.attrs.tooltip || v.lines.join("\n");
+    el("title", {}, grp).textContent =
+      v.attrs.tooltip ? labelLines(v.attrs.tooltip, {N: v.id, G: g.name}).join("\n")
+                      : v.lines.join("\n");
     const fill = st.includes("filled") ? v.attrs.fillcolor || v.attrs.color || "lightgrey" : "none";
     const x0 = v.x - v.w / 2, y0 = v.y - v.h / 2;
     let shape = null;
@@ -487,7 +507,7 @@ function draw(g, svg) {
   let bb = scene.getBBox();
   if (g.attrs.label) {
     const size = parseFloat(g.attrs.fontsize || "14") * 1.2;
-    text(labelLines(g.attrs.label, ""), bb.x, bb.y + bb.height + size * 1.5, size,
+    text(labelLines(g.attrs.label, {G: g.name}), bb.x, bb.y + bb.height + size * 1.5, size,
          fontOf(g.attrs, size), g.attrs.fontcolor, "start", scene);
     bb = scene.getBBox();
   }
