@@ -268,6 +268,23 @@ def test_after_backward_leaves_show_grads_and_intermediates_need_retain():
     assert all(line not in ("grad = 0", "grad = 0.0") for line in all_lines)
 
 
+def test_a_graph_freed_upstream_is_refused_like_a_freed_root():
+    w = tg.Tensor([1.0, 2.0], requires_grad=True)
+    h = (w * 3).exp()
+    h.name = "h"
+    h.sum().backward()  # frees the Exp and the Mul: h's op would be drawn with no inputs
+    with pytest.raises(ValueError, match=r"freed part of this graph \(the Exp op .* 'h'"):
+        draw_graph((h * 2).sum())
+    with pytest.raises(ValueError, match=r"retain_grads\(loss\) before loss.backward"):
+        draw_graph((h * 2).sum())
+    w = tg.Tensor([1.0, 2.0], requires_grad=True)
+    h = (w * 3).exp()
+    h.sum().backward(retain_graph=True)  # kept: drawn whole, the Exp with its input
+    nodes, edges, _ = parse(draw_graph((h * 2).sum()))
+    (exp,) = [n for n, (lines, _) in nodes.items() if lines == ["Exp"]]
+    assert [s for s, d in edges if d == exp]
+
+
 def test_large_gradients_show_their_norm_and_values_only_when_small():
     model, loss = dense_net()
     retain_grads(loss).backward()

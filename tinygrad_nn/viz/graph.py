@@ -148,14 +148,6 @@ def draw_graph(
         raise ValueError(f"draw_graph: rankdir must be LR, RL, TB or BT, got {rankdir!r}")
     if max_nodes is not None and max_nodes < 2:
         raise ValueError(f"draw_graph: max_nodes must be at least 2 (or None), got {max_nodes}")
-    ctx = root._ctx
-    if ctx is not None and ctx.released and not ctx.inputs:
-        raise ValueError(
-            "draw_graph: backward() has already freed this graph; to draw it with its "
-            "gradients, call viz.retain_grads(loss) before loss.backward() (which keeps the "
-            "graph and every gradient), use loss.backward(retain_graph=True), or draw it before "
-            "backward"
-        )
     names: dict[int, str] = {}
     module_names: dict[int, str] = {}
     if model is not None:
@@ -318,6 +310,8 @@ def _walk(root: Tensor, names: dict[int, str]) -> tuple[list[_Item], list[tuple[
             index[id(t)] = len(items)
             items.append(_Item(kind, t, None))
             continue
+        if node.released and not node.inputs:
+            _freed(t, root)
         stack.append((t, True))
         for a in reversed(node.inputs):
             if isinstance(a, Tensor) and id(a) not in index:
@@ -325,6 +319,24 @@ def _walk(root: Tensor, names: dict[int, str]) -> tuple[list[_Item], list[tuple[
     items[index[id(root)]].kind = "output"
     _place_parameters(items, edges)
     return items, edges
+
+
+def _freed(t: Tensor, root: Tensor) -> None:
+    """Refuse a graph that a backward has cut (anywhere in it: drawn, the op that computed ``t``
+    would stand with no inputs)."""
+    node = t._ctx
+    what = (
+        "this graph"
+        if t is root
+        else f"part of this graph (the {node.name} op that computed a {_shape(t.shape)} "
+        f"{t.dtype} tensor{f' named {t.name!r}' if t.name else ''}, and what it came from)"
+    )
+    raise ValueError(
+        f"draw_graph: backward() has already freed {what}; to draw it with its "
+        "gradients, call viz.retain_grads(loss) before loss.backward() (which keeps the "
+        "graph and every gradient), use loss.backward(retain_graph=True), or draw it before "
+        "backward"
+    )
 
 
 def _place_parameters(items: list[_Item], edges: list[tuple[int, int]]) -> None:
