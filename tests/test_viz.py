@@ -625,6 +625,37 @@ def test_cli_dot_format_and_help(tmp_path):
     assert help_.returncode == 0 and "--example" in help_.stdout and "--format" in help_.stdout
 
 
+def test_cli_bad_max_nodes_and_out_are_usage_errors(tmp_path, capsys, monkeypatch):
+    from tinygrad_nn.viz.__main__ import main
+
+    (tmp_path / "a_file").write_text("")
+    cases = [
+        (["--max-nodes", "1"], ["--max-nodes", "at least 2"]),
+        (["--max-nodes", "many"], ["--max-nodes", "'many'"]),
+        (["--out", str(tmp_path)], ["--out", f"{tmp_path} is a directory"]),
+        (["--out", str(tmp_path / "nodir" / "a.svg")], ["--out", "nodir does not exist"]),
+        (["--out", str(tmp_path / "a_file" / "a.dot")], ["--out", "a_file is not a directory"]),
+    ]
+    for argv, words in cases:
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2, argv
+        assert "usage:" in err and "Traceback" not in err
+        for word in words:
+            assert word in err, (argv, err)
+
+    # a file the system refuses to write is a usage error too, naming the path
+    def refuse(graph, path, format=None):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("tinygrad_nn.viz.__main__.render", refuse)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", str(tmp_path / "n.dot")])
+    assert exit_.value.code == 2
+    assert f"--out: cannot write {tmp_path / 'n.dot'}: Permission denied" in capsys.readouterr().err
+
+
 def test_cli_without_dot_fails_clearly_but_writes_html(tmp_path):
     import os
 

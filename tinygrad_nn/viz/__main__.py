@@ -14,6 +14,17 @@ from .examples import EXAMPLES
 from .graph import FORMATS, GraphvizNotFoundError, draw_graph, render
 
 
+def _max_nodes(text: str) -> int:
+    """``--max-nodes``: a whole number, at least 2 (draw_graph's own limit)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if n < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2, got {n}")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tinygrad_nn.viz",
@@ -55,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--max-nodes",
-        type=int,
+        type=_max_nodes,
         default=200,
-        help="collapse the graph above this many nodes (default: 200)",
+        help="collapse the graph above this many nodes, at least 2 (default: 200)",
     )
     args = parser.parse_args(argv)
 
@@ -65,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     if fmt not in FORMATS:
         parser.error(f"cannot tell the format from {args.out}; give --format")
     out = args.out or Path(f"{args.example}_graph.{fmt}")
+    if out.is_dir():
+        parser.error(f"argument --out: {out} is a directory; give the path of a file to write")
+    if not out.parent.is_dir():
+        why = "is not a directory" if out.parent.exists() else "does not exist"
+        parser.error(f"argument --out: cannot write {out}: {out.parent} {why}")
 
     example = EXAMPLES[args.example](backward=not args.no_backward)
     kwargs = dict(example.draw_kwargs, rankdir=args.rankdir, max_nodes=args.max_nodes)
@@ -76,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     except GraphvizNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        if e.filename is None or Path(e.filename) != out:
+            raise
+        parser.error(f"argument --out: cannot write {out}: {e.strerror or e}")
     print(f"wrote {out} ({example.description})")
     return 0
 
