@@ -96,6 +96,28 @@ def test_errors_are_raised_at_the_call(args, kwargs, error, match):
         DataLoader(*args, **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("seed", "error"), [("a", TypeError), (1.5, TypeError), (-1, ValueError), ([1, -2], ValueError)]
+)
+def test_bad_seed_is_refused_naming_the_function(seed, error):
+    x, y = data(6)
+    with pytest.raises(error, match=r"^batches: seed must be"):
+        batches(x, y, 2, seed=seed)
+    with pytest.raises(error, match=r"^batches: seed must be"):
+        batches(x, y, 2, shuffle=False, seed=seed)
+    with pytest.raises(error, match=r"^DataLoader: seed must be"):
+        DataLoader(x, y, 2, seed=seed)
+
+
+def test_seeds_accepted_before_still_work():
+    x, y = data(12)
+    order = [yb.tolist() for _, yb in batches(x, y, 4, seed=7)]
+    for seed in (np.int64(7), lambda: np.random.default_rng(7), np.random.SeedSequence(7), [7]):
+        fresh = seed if callable(seed) else lambda seed=seed: seed  # a Generator is used up
+        assert [yb.tolist() for _, yb in batches(x, y, 4, seed=fresh())] == order
+        assert [yb.tolist() for _, yb in DataLoader(x, y, 4, seed=fresh())] == order
+
+
 def test_dataloader_new_shuffle_each_epoch_reproducible_by_seed():
     x, y = data(40)
     loader = DataLoader(x, y, 8, seed=0)

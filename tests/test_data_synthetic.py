@@ -145,6 +145,41 @@ def test_bad_arguments(call, match):
         call()
 
 
+BAD_SEEDS = [("a", TypeError), (1.5, TypeError), (True, TypeError), (-1, ValueError)]
+
+
+@pytest.mark.parametrize("make", [make_circles, make_moons, make_xor, make_digits_4x3])
+@pytest.mark.parametrize(("seed", "error"), BAD_SEEDS)
+def test_bad_seed_is_refused_naming_the_function(make, seed, error):
+    with pytest.raises(error, match=rf"^{make.__name__}: seed must be"):
+        make(seed=seed)
+
+
+@pytest.mark.parametrize("make", MAKERS)
+@pytest.mark.parametrize("noise", [float("inf"), float("-inf"), float("nan"), -1.0])
+def test_noise_must_be_finite_and_non_negative(make, noise):
+    n = 4 if make is make_xor else 10
+    with pytest.raises(ValueError, match=rf"^{make.__name__}: noise must be a finite number"):
+        make(n, noise=noise)
+
+
+def test_make_xor_table_still_checks_its_arguments():
+    with pytest.raises(ValueError, match="make_xor: noise"):
+        make_xor(None, noise=-1)
+    with pytest.raises(TypeError, match="make_xor: seed"):
+        make_xor(None, seed="x")
+    with pytest.raises(TypeError, match="make_xor: noise must be a number"):
+        make_xor(None, noise="0.1")
+    np.testing.assert_array_equal(make_xor(None, seed=3)[1], [0, 1, 1, 0])
+
+
+def test_seeds_accepted_before_still_work():
+    first = make_moons(8, seed=5)[0]
+    for seed in (np.int64(5), np.random.default_rng(5), np.random.SeedSequence(5), [5]):
+        np.testing.assert_array_equal(make_moons(8, seed=seed)[0], first)
+    np.testing.assert_array_equal(make_moons(8, noise=np.float32(0.1), seed=5)[0], first)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(2, 300), st.floats(0, 0.3), st.integers(0, 2**32 - 1))
 def test_circles_balance_any_size(n, noise, seed):

@@ -20,6 +20,31 @@ Seed = int | np.random.Generator | None
 Batch = tuple[np.ndarray, np.ndarray] | np.ndarray
 
 
+def seeded_generator(func: str, seed: Any) -> np.random.Generator:
+    """The generator ``func`` draws from for ``seed``: the global one for None, the given
+    ``numpy.random.Generator`` itself, or a new one from a non-negative int (or from what else
+    ``np.random.default_rng`` takes as a seed: a SeedSequence, a BitGenerator, a sequence of
+    non-negative ints). Anything else is refused here, with ``func`` and ``seed`` named, rather
+    than deep inside numpy."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return generator_for(seed)
+    if isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator)):
+        return np.random.default_rng(seed)
+    what = "None, a non-negative int or a numpy.random.Generator"
+    if isinstance(seed, (list, tuple, np.ndarray)):
+        entropy = np.asarray(seed)
+        if entropy.size == 0 or entropy.dtype.kind not in "iu":
+            raise TypeError(f"{func}: seed must be {what}, got {seed!r}")
+        if (entropy < 0).any():
+            raise ValueError(f"{func}: seed must be >= 0, got {seed!r}")
+        return np.random.default_rng(entropy)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{func}: seed must be {what}, got {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{func}: seed must be >= 0, got {seed}")
+    return generator_for(int(seed))
+
+
 def _validate(x: Any, y: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
         raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
@@ -72,7 +97,8 @@ def batches(
     Raises ``ValueError`` for ``batch_size < 1``, ``len(x) != len(y)`` or an empty ``x``.
     """
     x, y = _validate(x, y, batch_size)
-    order = generator_for(seed).permutation(len(x)) if shuffle else None
+    rng = seeded_generator("batches", seed)
+    order = rng.permutation(len(x)) if shuffle else None
     return _iterate(x, y, int(batch_size), order, _num_batches(len(x), batch_size, drop_last))
 
 
@@ -98,7 +124,7 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
-        self._rng = None if seed is None else generator_for(seed)
+        self._rng = None if seed is None else seeded_generator("DataLoader", seed)
 
     def __len__(self) -> int:
         return _num_batches(len(self.x), self.batch_size, self.drop_last)

@@ -8,9 +8,11 @@ is drawn from the global generator (:func:`tinygrad_nn.random.get_generator`, re
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from tinygrad_nn.random import generator_for
+from tinygrad_nn.data.batching import seeded_generator
 
 __all__ = [
     "DIGITS_4X3",
@@ -43,16 +45,27 @@ DIGITS_4X3 = np.array(
 DIGITS_4X3.flags.writeable = False
 
 
-def _check_count(name: str, value: int, minimum: int) -> int:
+def _check_count(func: str, name: str, value: int, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        raise ValueError(f"{func}: {name} must be an int >= {minimum}, got {value!r}")
     return int(value)
 
 
-def _check_noise(noise: float) -> float:
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0 (a standard deviation), got {noise!r}")
-    return float(noise)
+def _check_noise(func: str, noise: float) -> float:
+    """A standard deviation: a finite real number >= 0 (inf would make every point inf)."""
+    value = None
+    if not isinstance(noise, (bool, str, bytes)) and np.ndim(noise) == 0:
+        try:
+            value = float(noise)
+        except (TypeError, ValueError):
+            pass
+    if value is None:
+        raise TypeError(f"{func}: noise must be a number, got {type(noise).__name__} {noise!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(
+            f"{func}: noise must be a finite number >= 0 (a standard deviation), got {noise!r}"
+        )
+    return value
 
 
 def make_circles(
@@ -66,11 +79,13 @@ def make_circles(
     plus Gaussian noise of standard deviation ``noise`` on each coordinate.
     Returns x (n_samples, 2) float32 and y (n_samples,) int64.
     """
-    n_samples = _check_count("n_samples", n_samples, 2)
-    noise = _check_noise(noise)
+    n_samples = _check_count("make_circles", "n_samples", n_samples, 2)
+    noise = _check_noise("make_circles", noise)
     if not 0 < factor < 1:
-        raise ValueError(f"factor (inner radius / outer radius) must be in (0, 1), got {factor!r}")
-    rng = generator_for(seed)
+        raise ValueError(
+            f"make_circles: factor (inner radius / outer radius) must be in (0, 1), got {factor!r}"
+        )
+    rng = seeded_generator("make_circles", seed)
     n_outer = n_samples // 2
     rings = []
     for count, radius in ((n_outer, 1.0), (n_samples - n_outer, factor)):
@@ -91,9 +106,9 @@ def make_moons(
     Gaussian noise of standard deviation ``noise`` is added to each coordinate.
     Returns x (n_samples, 2) float32 and y (n_samples,) int64.
     """
-    n_samples = _check_count("n_samples", n_samples, 2)
-    noise = _check_noise(noise)
-    rng = generator_for(seed)
+    n_samples = _check_count("make_moons", "n_samples", n_samples, 2)
+    noise = _check_noise("make_moons", noise)
+    rng = seeded_generator("make_moons", seed)
     n_upper = n_samples // 2
     t_upper = np.linspace(0, np.pi, n_upper)
     t_lower = np.linspace(0, np.pi, n_samples - n_upper)
@@ -125,11 +140,12 @@ def make_xor(
     that many points, cycling through the corners (0,0), (0,1), (1,0), (1,1), each with Gaussian
     noise of standard deviation ``noise``; y = x1 XOR x2 of the corner.
     """
+    if n_samples is not None:
+        n_samples = _check_count("make_xor", "n_samples", n_samples, 1)
+    noise = _check_noise("make_xor", noise)  # checked even when the table needs no noise
+    rng = seeded_generator("make_xor", seed)
     if n_samples is None:
         return logic_gate("xor")
-    n_samples = _check_count("n_samples", n_samples, 1)
-    noise = _check_noise(noise)
-    rng = generator_for(seed)
     corners, labels = logic_gate("xor")
     index = np.arange(n_samples) % 4
     x = corners[index] + noise * rng.standard_normal((n_samples, 2))
@@ -151,10 +167,10 @@ def make_digits_4x3(
     Returns x (N, 12) float32 of 0/1, or (N, 4, 3) with ``flatten=False``, and y in {0, 1}
     (the digit), digit 0 first; N = 2 * (1 + n_noisy_per_digit).
     """
-    n_noisy = _check_count("n_noisy_per_digit", n_noisy_per_digit, 0)
+    n_noisy = _check_count("make_digits_4x3", "n_noisy_per_digit", n_noisy_per_digit, 0)
     if not 0 <= flip_prob <= 1:
-        raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob!r}")
-    rng = generator_for(seed)
+        raise ValueError(f"make_digits_4x3: flip_prob must be in [0, 1], got {flip_prob!r}")
+    rng = seeded_generator("make_digits_4x3", seed)
     per_digit = 1 + n_noisy
     clean = np.repeat(DIGITS_4X3, per_digit, axis=0)
     flips = rng.random(clean.shape) < flip_prob
