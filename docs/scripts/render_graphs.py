@@ -6,7 +6,8 @@ needs Graphviz's `dot` (sudo apt-get install graphviz / brew install graphviz). 
 
 - neuron_graph.svg: a sigmoid neuron y = σ(w·x + b) and its loss, every value and gradient;
 - mlp_graph.svg: the loss of a 784-30-10 network, one cluster per layer, gradient norms;
-- collapsed_graph.svg: a 40-layer network over max_nodes, layers drawn as boxes.
+- collapsed_graph.svg: a 20-layer network, 20 × (Dense, ReLU), over max_nodes, layers drawn as
+  boxes.
 """
 
 from __future__ import annotations
