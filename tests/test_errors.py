@@ -278,22 +278,44 @@ def test_changing_an_index_or_a_where_condition_after_the_forward_keeps_the_grad
 
 
 def test_an_optimizer_step_between_forward_and_backward_is_caught_at_backward():
-    # the step changes the parameters in place; Mul saved the old ones for the gradient, which
-    # came out with the wrong sign here ([-1, -2] for [1, 2]) before the step was recorded
+    # the step changes the parameters in place; Mul saved them for the gradient, which came out
+    # from the new values ([-1, -2] for [1, 2] in the case) before steps were recorded
     x = Tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
     frozen = Tensor(np.array([3.0, 4.0], np.float32), requires_grad=True)  # no grad: not stepped
     opt = tg.optim.SGD([x, frozen], lr=1.0)
     x.grad = np.ones(2, np.float32)
+    opt.step()  # lays the parameters out in one buffer; from now on a step writes into them
     y = (x * x).sum()
     z = (frozen * frozen).sum()
+    shifted = (x + 1.0).sum()  # Add saves nothing of x: its gradient stays right
     opt.step()
     with pytest.raises(RuntimeError, match=r"Mul node was modified in place by optimizer\.step"):
         y.backward()
     z.backward()  # the step did not change `frozen`
     np.testing.assert_array_equal(frozen.grad, [6.0, 8.0])
+    x.grad = None
+    shifted.backward()  # as PyTorch, which checks only what a node saved
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0])
     opt.zero_grad()
     (x * x).sum().backward()  # a graph recorded after the step is fine
-    np.testing.assert_array_equal(x.grad, [0.0, 2.0])
+    np.testing.assert_array_equal(x.grad, [-2.0, 0.0])
+
+
+def test_a_pickled_or_copied_parameter_does_not_carry_its_step_stamp():
+    # the stamp's recording number is this process's: a model loaded in a new process (whose
+    # numbers start again from 0) was refused at its first backward after any other step
+    import copy
+    import pickle
+
+    dense = nn.Dense(2, 2)
+    opt = tg.optim.SGD(dense.parameters(), lr=0.1)
+    dense(np.ones((1, 2), np.float32)).sum().backward()
+    opt.step()
+    assert hasattr(dense.weight, "_mutated")
+    for clone in (pickle.loads(pickle.dumps(dense)), copy.deepcopy(dense)):
+        assert not hasattr(clone.weight, "_mutated")
+        np.testing.assert_array_equal(clone.weight.data, dense.weight.data)
+        assert type(clone.weight) is nn.Parameter and clone.weight.requires_grad
 
 
 @pytest.mark.parametrize(

@@ -109,6 +109,12 @@ class Tensor:
     __slots__ = ("data", "grad", "_rg", "_ctx", "_retain", "name", "_mutated", "__weakref__")
     __array_priority__ = 1000
 
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        """What pickle and ``copy`` keep: every slot that is set but the in-place-change stamp
+        (``_mutated``), whose recording number means nothing in another process, nor to a copy
+        no graph has used yet."""
+        return None, {k: getattr(self, k) for k in _STATE_SLOTS if hasattr(self, k)}
+
     data: np.ndarray
     grad: np.ndarray | None
 
@@ -597,6 +603,7 @@ def _make(data: np.ndarray, requires_grad: bool, node: Function | None) -> Tenso
 autograd.set_tensor_type(Tensor, _make)
 
 _PYTHON_NUMBERS = (int, float, bool)
+_STATE_SLOTS = ("data", "grad", "_rg", "_ctx", "_retain", "name")
 
 
 def _cast(a: np.ndarray, dtype: Any) -> np.ndarray:
