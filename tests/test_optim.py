@@ -800,3 +800,21 @@ def test_matches_torch_optim():
             tsched.step()
             sched.step()
             assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr(), rel=1e-12)
+
+
+def test_a_warm_up_schedule_of_ones_own_starts_at_its_first_lr():
+    # building a schedule stopped applying epoch 0's lr, so a warm-up's first epoch trained at
+    # the full lr (4× here); PyTorch's LambdaLR applies it
+    class WarmUp(optim.LRScheduler):
+        def lr_at(self, base_lr, epoch):
+            return base_lr * min(1.0, (epoch + 1) / 4)
+
+    opt = optim.SGD([param(0.0)], lr=1.0)
+    sched = WarmUp(opt)
+    seen = []
+    for _ in range(3):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == [0.25, 0.5, 0.75]
+    assert sched.get_last_lr() == [1.0]

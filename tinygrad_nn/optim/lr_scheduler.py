@@ -19,12 +19,12 @@ __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR"]
 class LRScheduler:
     """Base of the schedules: ``step()``, ``get_last_lr()``, ``state_dict()``.
 
-    At construction each group's current lr becomes its ``initial_lr`` (unless a schedule or a
-    loaded optimizer state set it already); the lrs themselves are left as they are, as in
-    PyTorch. Epoch 0's lr is the initial lr, so a new run starts there; a resumed one keeps the
-    lr its optimizer's state dict restored. To resume: ``optimizer.load_state_dict(...)``, build
-    the schedule, ``scheduler.load_state_dict(...)``; the next :meth:`step` continues as the
-    uninterrupted run would.
+    At construction a group without an ``initial_lr`` gets one (its current lr) and epoch 0's
+    lr: the initial lr for the schedules here, a warm-up's first lr for one of your own (as
+    PyTorch's ``LambdaLR``). A group that has one already (from a loaded optimizer state, or an
+    earlier schedule) keeps its lr, as PyTorch's schedules here do. To resume:
+    ``optimizer.load_state_dict(...)``, build the schedule, ``scheduler.load_state_dict(...)``;
+    the next :meth:`step` continues as the uninterrupted run would.
     """
 
     def __init__(self, optimizer: Optimizer) -> None:
@@ -36,11 +36,17 @@ class LRScheduler:
         if type(self).lr_at is LRScheduler.lr_at:
             self.lr_at(0.0, 0)  # raises: a schedule without lr_at fails here, not at step()
         self.optimizer = optimizer
+        starts = []  # per group: whether this schedule starts it (no initial_lr yet)
         for group in optimizer.param_groups:
+            starts.append("initial_lr" not in group)
             group.setdefault("initial_lr", group["lr"])
         self.base_lrs = [float(group["initial_lr"]) for group in optimizer.param_groups]
         self.last_epoch = 0
-        # epoch 0's lr is not applied: it would undo the lr a resumed optimizer was loaded with
+        # epoch 0's lr where the schedule starts (a warm-up's first lr); a group that already
+        # has its initial_lr (from a loaded state dict, or an earlier schedule) keeps its lr
+        for group, base, start in zip(optimizer.param_groups, self.base_lrs, starts):
+            if start:
+                group["lr"] = self.lr_at(base, 0)
         self._last_lr: list[float] = [group["lr"] for group in optimizer.param_groups]
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
