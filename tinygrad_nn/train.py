@@ -560,9 +560,9 @@ def fit(
     one line per epoch on stdout instead, as with ``verbose=2``. ``verbose=0``: silent.
 
     ``callbacks``: :class:`Callback` objects (e.g. :class:`EarlyStopping`,
-    :class:`ModelCheckpoint`). Training runs in training mode, but a sub-module you put in eval
-    mode (a Dropout switched off) stays so when the model itself is in training mode; every
-    module is left in the train/eval mode it had (so are they by ``evaluate`` and ``predict``).
+    :class:`ModelCheckpoint`). Each epoch trains in training mode (``model.train()``, as a
+    PyTorch loop does); afterwards every module is back in the train/eval mode it had, sub-modules
+    included (as after ``evaluate`` and ``predict``).
 
     ``capture=True`` runs the training step through :func:`tinygrad_nn.capture` with the
     optimizer and ``keep_grads=False``: recorded once per batch shape and checked, then
@@ -606,9 +606,6 @@ def fit(
     custom = [(name, m) for name, m in metric_list if m != "accuracy"]
     show_bar = verbose == 1 and getattr(sys.stderr, "isatty", lambda: False)()
     modes = _modes(model)  # put back at the end
-    if not model.training:  # training runs in training mode, with the user's choices below it
-        model.train()
-    train_modes = _modes(model)
     perf_counter = time.perf_counter
     captured = None
     # an optimizer capture cannot drive (a duck-typed one, without param_groups) steps normally,
@@ -627,7 +624,7 @@ def fit(
         for epoch in range(epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, {})
-            _set_modes(train_modes)
+            model.train()
             start = perf_counter()
             order = rng.permutation(n) if shuffle else None
             loss_sum, correct = 0.0, 0
