@@ -132,3 +132,42 @@ def test_replayed_root_gradient_is_never_shared_with_a_leaf():
         step(x)
         assert b.grad == 1 and np.array_equal(w.grad, np.ones(3))
         b.grad *= 5  # in place, as gradient clipping or scaling would
+
+
+def test_a_custom_op_returning_a_list_or_a_number_as_gradients_is_replayed():
+    # normal execution takes a list of gradients, and a number for a one-element input; the
+    # replay took the list for one gradient and read a number's .shape, so the plan disagreed
+    # and the step ran without capture
+    class ScaledMul(tg.Function):
+        def forward(self, a, b):
+            self.save_for_backward(a, b)
+            return a * b * 2.0
+
+        def backward(self, g):
+            a, b = self.saved_tensors
+            return [g * b * 2.0, g * a * 2.0]
+
+    class Half(tg.Function):
+        def forward(self, s):
+            return s * 0.5
+
+        def backward(self, g):
+            return 0.5 * float(g)  # s is one element
+
+    tg.manual_seed(0)
+    w = tg.Tensor(np.linspace(-1, 1, 4), dtype=np.float64, requires_grad=True)
+    opt = tg.optim.SGD([w], lr=0.1)
+
+    def loss(x):
+        return Half.apply(ScaledMul.apply(x, w).sum())
+
+    step = capture(loss, optimizer=opt)
+    eager_w = w.data.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning
+        for k in range(4):
+            x = np.full(4, k + 1.0)
+            step(x)
+            eager_w -= 0.1 * x  # d/dw of 0.5 · Σ 2·x·w
+            np.testing.assert_allclose(w.data, eager_w, rtol=1e-12)
+    assert step._verified

@@ -247,7 +247,8 @@ class _Plan:
                 continue
             keep = " ".join(sorted(f"${s}" for s in prog.backing[out.code]))
             prog.emit(f"r = n{k}.backward({g.code if g is not None else 'ROOT'})  # {keep}")
-            prog.emit("if type(r) is not tuple: r = (r,)")
+            # as run_backward takes them: a list for a tuple, a number for an array
+            prog.emit("if type(r) is not tuple: r = tuple(r) if type(r) is list else (r,)")
             for j, (v, need) in enumerate(zip(argvals, node.needs_input_grad)):
                 if not need or v is None or id(v) in constants:
                     continue
@@ -255,7 +256,7 @@ class _Plan:
                 s = prog.const(f"S{k}_{j}", v.shape)
                 prog.emit(f"e = r[{j}]")
                 prog.emit(f"if e is None: {t.code}.fill(0)")
-                prog.emit(f"elif e.shape == {s}: copyto({t.code}, e)")
+                prog.emit(f"elif type(e) is ndarray and e.shape == {s}: copyto({t.code}, e)")
                 prog.emit(f"else: copyto({t.code}, fit(n{k}, e, {s}))")
                 low.grad_done(v)
 
