@@ -17,13 +17,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: one BLAS t
 
 import argparse
 import json
-import math
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _cli import integer, non_negative_number, out_dir
 
 import tinygrad_nn as tg
 from tinygrad_nn import io, nn, plots
@@ -47,44 +45,6 @@ def build_model() -> nn.Sequential:
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
     return nn.Sequential(*layers)
-
-
-def integer(low: int) -> Callable[[str], int]:
-    """An argparse ``type``: an int no smaller than ``low``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
-        return value
-
-    return parse
-
-
-def non_negative_number(text: str) -> float:
-    """An argparse ``type``: a finite float >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def out_dir(parser: argparse.ArgumentParser, path: str) -> Path:
-    """Create ``--out`` (and its parents), or exit with an argparse error naming it."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        parser.error(f"--out {out}: cannot create the directory ({e.strerror or e})")
-    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -24,10 +24,10 @@ import argparse
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _cli import integer, out_dir
 
 import tinygrad_nn as tg
 
@@ -84,33 +84,6 @@ def descend(f: Surface, start: tuple[float, float], lr: float, steps: int) -> np
         if not np.all(np.abs(p.data) < 1e3):
             break
     return np.array(path)
-
-
-def integer(low: int) -> Callable[[str], int]:
-    """An argparse ``type``: an int no smaller than ``low``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
-        return value
-
-    return parse
-
-
-def out_dir(parser: argparse.ArgumentParser, path: str) -> Path:
-    """Create ``--out`` (and its parents), or exit with an argparse error naming it."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        parser.error(f"--out {out}: cannot create the directory ({e.strerror or e})")
-    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

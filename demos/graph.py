@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _cli import out_dir
 
 import tinygrad_nn as tg
 from tinygrad_nn import nn, viz
@@ -64,18 +65,6 @@ def write(graph: viz.ComputationGraph, stem: Path, fmt: str) -> list[Path]:
             Path(viz.render(graph, stem.with_suffix(".html"))),
         ]
     return [Path(viz.render(graph, stem.with_suffix(f".{fmt}")))]
-
-
-def out_dir(parser: argparse.ArgumentParser, path: str) -> Path:
-    """Create ``--out`` (and its parents), or exit with an argparse error naming it."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        parser.error(f"--out {out}: cannot create the directory ({e.strerror or e})")
-    return out
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

@@ -37,12 +37,12 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _cli import integer, out_dir
 
 import tinygrad_nn as tg
 from tinygrad_nn import io, nn, plots
@@ -180,21 +180,6 @@ def load(preset: Preset, data: str | None, quick: bool) -> tuple[Any, Any, Any, 
     return x_train, y_train, x_test, y_test
 
 
-def integer(low: int) -> Callable[[str], int]:
-    """An argparse ``type``: an int no smaller than ``low``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
-        return value
-
-    return parse
-
-
 def check_data(parser: argparse.ArgumentParser, path: str) -> None:
     """An explicit ``--data`` must be a directory holding the four MNIST files (in it or in its
     ``mnist/``, gzipped or not), else an argparse error names it: otherwise ``load_mnist`` would
@@ -218,18 +203,6 @@ def check_data(parser: argparse.ArgumentParser, path: str) -> None:
             f"--data {data}: no {', '.join(m + '[.gz]' for m in missing)} there (nor in "
             f"{data / 'mnist'})"
         )
-
-
-def out_dir(parser: argparse.ArgumentParser, path: str) -> Path:
-    """Create ``--out`` (and its parents), or exit with an argparse error naming it."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        parser.error(f"--out {out}: cannot create the directory ({e.strerror or e})")
-    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

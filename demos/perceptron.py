@@ -22,13 +22,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # tiny matrices: one BLAS th
 
 import argparse
 import json
-import math
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _cli import integer, out_dir, positive_number
 
 import tinygrad_nn as tg
 from tinygrad_nn import nn, plots
@@ -37,44 +35,6 @@ from tinygrad_nn.optim import SGD
 from tinygrad_nn.train import accuracy, predict
 
 SEPARABLE = ("and", "or", "nand")  # a line separates their 1s from their 0s; not XOR's
-
-
-def integer(low: int) -> Callable[[str], int]:
-    """An argparse ``type``: an int no smaller than ``low``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
-        return value
-
-    return parse
-
-
-def positive_number(text: str) -> float:
-    """An argparse ``type``: a finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
-
-
-def out_dir(parser: argparse.ArgumentParser, path: str) -> Path:
-    """Create ``--out`` (and its parents), or exit with an argparse error naming it."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        parser.error(f"--out {out}: cannot create the directory ({e.strerror or e})")
-    return out
 
 
 def mistakes_text(mistakes: list[int]) -> str:

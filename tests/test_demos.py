@@ -151,6 +151,8 @@ def demo(script):
     import importlib.util
 
     name = f"_demo_{Path(script).stem}"
+    if str(DEMOS) not in sys.path:  # the demos import their shared _cli.py, as a script does
+        sys.path.append(str(DEMOS))
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, DEMOS / script)
         module = importlib.util.module_from_spec(spec)

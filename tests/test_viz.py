@@ -503,14 +503,13 @@ console.log(JSON.stringify({error: (ids.error || {}).textContent || "", nodes: n
 """
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node.js not installed")
-def test_html_layout_script_runs(tmp_path):
+def _html_in_node(tmp_path, g, harness):
+    """Write ``g``'s HTML view, run its script in node under ``harness`` (a stubbed DOM), and
+    return what the harness reports (its ``error`` must be empty)."""
     import json
 
-    model, loss = dense_net()
-    g = draw_graph(loss, model=model)
     to_html(g, tmp_path / "g.html")
-    (tmp_path / "h.js").write_text(HARNESS)
+    (tmp_path / "h.js").write_text(harness)
     out = subprocess.run(
         ["node", str(tmp_path / "h.js"), str(tmp_path / "g.html")],
         capture_output=True,
@@ -520,6 +519,15 @@ def test_html_layout_script_runs(tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["error"] == ""
+    return result
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node.js not installed")
+def test_html_layout_script_runs(tmp_path):
+
+    model, loss = dense_net()
+    g = draw_graph(loss, model=model)
+    result = _html_in_node(tmp_path, g, HARNESS)
     assert result["nodes"] == len(parse(g)[0]) + g.source.count("\tlegend_") - g.source.count(
         "[style=invis]"
     )
@@ -567,20 +575,9 @@ def test_html_page_carries_labels_with_backslashes_as_dot_reads_them():
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node.js not installed")
 def test_html_view_shows_labels_with_backslashes_as_dot_does(tmp_path):
-    import json
 
     g = _backslash_graph()
-    to_html(g, tmp_path / "g.html")
-    (tmp_path / "h.js").write_text(LINES_HARNESS)
-    out = subprocess.run(
-        ["node", str(tmp_path / "h.js"), str(tmp_path / "g.html")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout)
-    assert result["error"] == ""
+    result = _html_in_node(tmp_path, g, LINES_HARNESS)
     firsts = [lines[0] for lines in result["lines"]]
     for name in BACKSLASH_NAMES:  # not "\" then "ambda", not the node's id for "\N"
         assert name in firsts
